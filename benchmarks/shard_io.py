@@ -1,9 +1,9 @@
 """Shard I/O throughput: passkit's tar writer/reader against the standard library's tarfile and webdataset.
 
-Writes one shard of N synthetic samples (random JPEG-sized payloads + a JSON attribution), reads it back with each
-reader, and prints MB/s and samples/s (best of 3) with ratios against the baselines measured in the same run, plus the peak
-Python heap while streaming (tracemalloc) to show constant memory. passkit writes include the fsync that makes a
-shard durable before it is renamed into place; the tarfile baseline does not fsync.
+Writes one shard of N synthetic samples (random JPEG-sized payloads + a JSON attribution), reads it back with
+each reader, and prints MB/s and samples/s (best of 3) with ratios against the baselines measured in the same
+run, plus the peak Python heap while streaming (tracemalloc) to show constant memory. passkit writes include the
+fsync that makes a shard durable before it is renamed into place; the tarfile baseline does not fsync.
 
     python benchmarks/shard_io.py [--samples 4000] [--kib 120]
 """

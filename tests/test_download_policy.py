@@ -10,9 +10,11 @@ import pytest
 
 from download_helpers import image_bytes
 from passkit.core.reasons import is_valid_reason
+from passkit.core.sample import Sample
 from passkit.download import policy
 from passkit.download.config import DownloadConfig, parse_size
 from passkit.download.fetch import local_path
+from passkit.download.shard import KeyOrderedSink
 from passkit.download.sniff import image_extension, may_be_image
 
 
@@ -132,3 +134,36 @@ def test_local_paths(tmp_path: Path) -> None:
     assert local_path("/abs/a.jpg", tmp_path) == Path("/abs/a.jpg")
     assert local_path("file://otherhost/a.jpg", tmp_path) is None
     assert local_path("s3://bucket/a.jpg", tmp_path) is None
+
+
+class _Collect:
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+
+    def write(self, sample: Sample) -> None:
+        self.keys.append(sample.key)
+
+
+def _sample(key: str, size: int = 10) -> Sample:
+    return Sample.build(key, jpg=b"\xff\xd8\xff" + b"x" * size)
+
+
+def test_sink_writes_in_key_order_when_completions_arrive_shuffled() -> None:
+    keys = [f"k-{i:02d}" for i in range(20)]
+    arrival = keys[5:] + keys[:5][::-1]
+    writer = _Collect()
+    sink = KeyOrderedSink(writer, keys)  # type: ignore[arg-type]
+    for key in arrival:
+        sink.put(key, None if key == "k-07" else _sample(key))
+    assert writer.keys == [key for key in keys if key != "k-07"]
+
+
+def test_sink_stops_waiting_for_a_straggler_past_its_memory_limit() -> None:
+    keys = [f"k-{i:02d}" for i in range(10)]
+    writer = _Collect()
+    sink = KeyOrderedSink(writer, keys, limit=250)  # type: ignore[arg-type]
+    for key in keys[1:]:
+        sink.put(key, _sample(key, 100))
+    sink.put("k-00", _sample("k-00", 100))
+    assert sorted(writer.keys) == keys and writer.keys[-1] == "k-00", "nothing lost, straggler written last"
+    assert writer.keys[:3] == ["k-01", "k-02", "k-03"]

@@ -82,6 +82,9 @@ def download(
     opt_out: Annotated[
         str, typer.Option(help="X-Robots-Tag directives that exclude an image; '' to ignore the header.")
     ] = "noai,noimageai",
+    trust_env: Annotated[
+        bool, typer.Option("--trust-env", help="Honour HTTP(S)_PROXY / NO_PROXY and ~/.netrc.")
+    ] = False,
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Re-fetch rows that failed with a retryable reason, in new shards.")
     ] = False,
@@ -101,6 +104,7 @@ def download(
             max_redirects=max_redirects,
             user_agent=user_agent or DEFAULT_USER_AGENT,
             opt_out=tuple(opt_out.split(",")),
+            trust_env=trust_env,
         )
         report = run_download(
             candidates,

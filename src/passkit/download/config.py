@@ -33,6 +33,8 @@ class DownloadConfig:
     opt_out: tuple[str, ...] = DEFAULT_OPT_OUT
     """X-Robots-Tag directives that exclude an image (empty: ignore the header)."""
     chunk_size: int = 1 << 16
+    trust_env: bool = False
+    """Honour HTTP(S)_PROXY / NO_PROXY and ~/.netrc."""
 
     def __post_init__(self) -> None:
         positive = ("concurrency", "per_host", "timeout", "connect_timeout", "max_bytes", "chunk_size")

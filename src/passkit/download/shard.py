@@ -84,8 +84,47 @@ def sample_metadata(row: dict[str, Any]) -> dict[str, Any]:
     return {name: json_safe(value) for name, value in row.items()}
 
 
-def record(manifest: ManifestBuilder, writer: ShardWriter, row: dict[str, Any], outcome: Outcome, round_: int) -> int:
-    """Write the sample (when fetched) and its manifest row; returns the bytes stored."""
+class KeyOrderedSink:
+    """Hands fetched samples to the shard writer in key order while little is waiting, so the writer needs no
+    reordering pass over the whole shard at close; past ``limit`` bytes waiting (a straggler), it writes samples
+    as they come and the writer sorts the shard once at close."""
+
+    def __init__(self, writer: ShardWriter, keys: list[str], limit: int = 64 * 2**20) -> None:
+        self.writer = writer
+        self.order = sorted(keys)
+        self.next = 0
+        self.waiting: dict[str, Sample | None] = {}
+        self.waiting_bytes = 0
+        self.limit = limit
+
+    def put(self, key: str, sample: Sample | None) -> None:
+        """``sample`` is ``None`` for a candidate that failed (nothing to store, but its turn has passed)."""
+        if self.limit < 0:
+            if sample is not None:
+                self.writer.write(sample)
+            return
+        self.waiting[key] = sample
+        self.waiting_bytes += _size(sample)
+        while self.next < len(self.order) and self.order[self.next] in self.waiting:
+            ready = self.waiting.pop(self.order[self.next])
+            self.next += 1
+            if ready is not None:
+                self.waiting_bytes -= _size(ready)
+                self.writer.write(ready)
+        if self.waiting_bytes > self.limit:
+            self.limit = -1  # stop ordering: write what waits, and everything after as it comes
+            for waiting_key in sorted(self.waiting):
+                if (waiting := self.waiting[waiting_key]) is not None:
+                    self.writer.write(waiting)
+            self.waiting.clear()
+
+
+def _size(sample: Sample | None) -> int:
+    return sum(len(part) for part in sample.parts.values()) if sample is not None else 0
+
+
+def record(manifest: ManifestBuilder, sink: KeyOrderedSink, row: dict[str, Any], outcome: Outcome, round_: int) -> int:
+    """Hand the sample (when fetched) to the sink and add its manifest row; returns the bytes stored."""
     key = row["key"]
     measures = {
         "http_status": outcome.http_status,
@@ -98,15 +137,18 @@ def record(manifest: ManifestBuilder, writer: ShardWriter, row: dict[str, Any], 
     }
     if not outcome.ok:
         manifest.failed(key, outcome.reason, **measures)
+        sink.put(key, None)
         return 0
-    writer.write(Sample.build(key, **{outcome.ext: outcome.data, "json": sample_metadata(row)}))
+    sink.put(key, Sample.build(key, **{outcome.ext: outcome.data, "json": sample_metadata(row)}))
     manifest.kept(key, sha256=hashlib.sha256(outcome.data).hexdigest(), ext=outcome.ext, **measures)
     return len(outcome.data)
 
 
 async def _fetch_all(task: ShardTask, writer: ShardWriter, manifest: ManifestBuilder) -> int:
+    rows = sorted(task.rows.to_pylist(), key=lambda row: row["key"])  # dispatched in key order
+    sink = KeyOrderedSink(writer, [row["key"] for row in rows])
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    for row in task.rows.to_pylist():
+    for row in rows:
         queue.put_nowait(row)
     stored = 0
 
@@ -115,11 +157,11 @@ async def _fetch_all(task: ShardTask, writer: ShardWriter, manifest: ManifestBui
         while not queue.empty():
             row = queue.get_nowait()
             outcome = await fetcher.fetch(row["url"])
-            stored += record(manifest, writer, row, outcome, task.round)
+            stored += record(manifest, sink, row, outcome, task.round)
 
     async with open_session(task.config) as session:
         fetcher = Fetcher(session, task.config, Path(task.base_dir), seed=task.index)
-        workers = min(task.config.concurrency, max(1, task.rows.num_rows))
+        workers = min(task.config.concurrency, max(1, len(rows)))
         await asyncio.gather(*(worker(fetcher) for _ in range(workers)))
     return stored
 

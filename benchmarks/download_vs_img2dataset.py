@@ -194,7 +194,7 @@ if __name__ == "__main__":
              extract_exif=False, compute_hash="sha256",
              save_additional_columns=["creator", "title", "page_url", "license", "license_url"],
              timeout=int(float(timeout)), retries=3, enable_wandb=False, distributor="multiprocessing",
-             incremental_mode="overwrite")
+             incremental_mode="incremental")  # fresh folder; "overwrite" deletes its own _tmp
 """
 
 

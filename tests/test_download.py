@@ -180,26 +180,29 @@ def test_retry_failed_refetches_only_retryable_rows_into_new_shards(tmp_path: Pa
         }
         candidates = write_candidates(tmp_path / "c.parquet", urls)
         server.outage = True
-        first = download(candidates, out, FAST, shard_size=4)
+        first = download(candidates, out, FAST, shard_size=2)  # shards 00000-00004
         assert first.counts == {"kept": 5, "download:http-503": 3, "download:http-404": 1, "download:not-image": 1}
         finished = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+        still_down = download(candidates, out, FAST, retry_failed=True)  # round 2: shards 00005-00006
+        finished.update({p.name: p.read_bytes() for p in out.iterdir() if p.is_file()})
         server.outage = False
         hits_404 = server.hits["/status/404.jpg"]
-        retried = download(candidates, out, FAST, retry_failed=True)
+        retried = download(candidates, out, FAST, retry_failed=True)  # round 3: shards 00007-00008
         assert server.hits["/status/404.jpg"] == hits_404, "a non-retryable failure is not fetched again"
         again = download(candidates, out, FAST, retry_failed=True)
 
-    assert retried.retried == 3 and retried.shards_run == 1 and retried.shards_skipped == 3
+    assert still_down.retried == 3 and still_down.counts == first.counts
+    assert retried.retried == 3 and retried.shards_run == 2 and retried.shards_skipped == 7
     assert retried.counts == {"kept": 8, "download:http-404": 1, "download:not-image": 1}
     assert again.retried == 0 and again.shards_run == 0 and again.counts == retried.counts
     for name, data in finished.items():
         assert (out / name).read_bytes() == data, f"{name} was rewritten"
-    new_shard = read_manifest(out / "00003.parquet")
-    assert sorted(new_shard["key"].to_pylist()) == ["outage-0", "outage-1", "outage-2"]
-    assert set(new_shard["round"].to_pylist()) == {2}
+    round_3 = pa.concat_tables([read_manifest(out / f"0000{i}.parquet") for i in (7, 8)])
+    assert sorted(round_3["key"].to_pylist()) == ["outage-0", "outage-1", "outage-2"]
+    assert set(round_3["round"].to_pylist()) == {3} and set(round_3["status"].to_pylist()) == {"kept"}
     final = final_rows(out)
     assert final["key"].to_pylist() == sorted(urls), "one final row per candidate"
-    assert {r["key"]: r["shard"] for r in final.to_pylist()}["outage-1"] == 3
+    assert {r["key"]: r["shard"] for r in final.to_pylist()}["missing"] < 5
     assert set(stored_samples(out)) == {k for k in urls if k.startswith(("img", "outage"))}
 
 

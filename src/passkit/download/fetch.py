@@ -144,6 +144,8 @@ class Fetcher:
             return Outcome(policy.DOWNLOAD_REDIRECTS, http_status=error.status, detail=f"> {self.config.max_redirects}")
         except (aiohttp.InvalidURL, ValueError) as error:
             return Outcome(policy.DOWNLOAD_BAD_URL, detail=str(error)[:200])
+        except aiohttp.ClientSSLError as error:  # a certificate problem does not heal by retrying
+            return Outcome(policy.DOWNLOAD_TLS, detail=f"{type(error).__name__}: {error}"[:200])
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as error:
             return Outcome(policy.DOWNLOAD_CONNECTION, detail=f"{type(error).__name__}: {error}"[:200])
         except aiohttp.ClientResponseError as error:

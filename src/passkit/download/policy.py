@@ -11,6 +11,8 @@ from passkit.core import reasons
 
 DOWNLOAD_CONNECTION = "download:connection"
 """Connection refused, reset or closed before the whole body arrived (retryable)."""
+DOWNLOAD_TLS = "download:tls"
+"""The TLS handshake failed (certificate, protocol): not retried."""
 DOWNLOAD_REDIRECTS = "download:too-many-redirects"
 DOWNLOAD_BAD_URL = "download:bad-url"
 DOWNLOAD_BAD_RESPONSE = "download:bad-response"

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -172,10 +173,13 @@ def plan_tasks(out: Path, table: pa.Table, plan: Plan, config: DownloadConfig, b
     ]
     for retry in plan.retry_rounds:
         assignment = pq.read_table(_retry_round_path(out, retry["round"]))
+        assignment = assignment.sort_by([("shard", "ascending"), ("key", "ascending")])
+        rows = table.take(pc.index_in(assignment["key"], value_set=table["key"]))  # any column types
+        shard_of_row = assignment["shard"].to_numpy()
         for index in range(retry["first_shard"], retry["first_shard"] + retry["shards"]):
-            keys = assignment.filter(pc.equal(assignment["shard"], index))["key"]
-            rows = table.filter(pc.is_in(table["key"], value_set=keys))
-            tasks.append(ShardTask(str(out), index, rows, config, str(base_dir), round=retry["round"]))
+            start, stop = np.searchsorted(shard_of_row, [index, index + 1])
+            shard_rows = rows.slice(start, stop - start)
+            tasks.append(ShardTask(str(out), index, shard_rows, config, str(base_dir), round=retry["round"]))
     return tasks
 
 

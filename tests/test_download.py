@@ -276,3 +276,22 @@ def test_sigkill_mid_download_then_restart_matches_an_uninterrupted_run(tmp_path
     assert _kept(out) == _kept(reference) and len(_kept(out)) == 96
     assert Counter(all_manifest_rows(out)["key"].to_pylist()) == Counter(list(urls))
     assert all(verify_shard(shard).ok for shard in list_shards(out))
+
+
+def test_cli_download_prints_a_summary_that_adds_up(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from passkit.cli import app
+
+    (tmp_path / "a.jpg").write_bytes(image_bytes(1))
+    (tmp_path / "b.png").write_bytes(image_bytes(2, "PNG"))
+    candidates = write_candidates(tmp_path / "c.parquet", {"a": "a.jpg", "b": "b.png", "c": "missing.jpg"})
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["download", str(candidates), "--out", str(out), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "kept" in result.output and "download:file-missing" in result.output
+    assert "2 images stored" in result.output and "1 downloaded, 0 already done" in result.output
+    rerun = CliRunner().invoke(app, ["download", str(candidates), "--out", str(out), "--shard-size", "2"])
+    assert rerun.exit_code == 2 and "shard-size 10000" in rerun.output
+    bad = CliRunner().invoke(app, ["download", str(candidates), "--out", str(out), "--max-bytes", "lots"])
+    assert bad.exit_code == 2 and "cannot read size" in bad.output

@@ -208,8 +208,8 @@ def img2dataset_outcome(out: Path) -> tuple[int, int]:
     return rows, successes
 
 
-def passkit_outcome(out: Path, pool: list[bytes], check: int) -> tuple[int, int, int]:
-    """(rows, kept, mismatches among ``check`` kept rows compared with the served bytes)."""
+def passkit_outcome(out: Path, pool: list[bytes], check: int) -> tuple[int, int, int, int]:
+    """(rows, kept, rows checked, mismatches among about ``check`` kept rows compared with the served bytes)."""
     rows = final_rows(out)
     kept = [
         (key, sha)
@@ -219,10 +219,52 @@ def passkit_outcome(out: Path, pool: list[bytes], check: int) -> tuple[int, int,
         if status == "kept"
     ]
     step = max(1, len(kept) // max(1, check))
+    checked = kept[::step]
     mismatches = sum(
-        hashlib.sha256(served_bytes(pool, int(key.rsplit("-", 1)[1]))).hexdigest() != sha for key, sha in kept[::step]
+        hashlib.sha256(served_bytes(pool, int(key.rsplit("-", 1)[1]))).hexdigest() != sha for key, sha in checked
     )
-    return rows.num_rows, len(kept), mismatches
+    return rows.num_rows, len(kept), len(checked), mismatches
+
+
+def run_passkit(args: argparse.Namespace, candidates: Path, pool: list[bytes], name: str) -> dict[str, float]:
+    out = args.work / name
+    command = [
+        sys.executable, "-m", "passkit.cli", "download", str(candidates), "--out", str(out),
+        "--workers", str(args.processes), "--concurrency", str(args.threads), "--per-host", str(args.threads),
+        "--shard-size", str(args.shard_size), "--timeout", str(args.timeout), "--max-bytes", "32MB",
+    ]  # fmt: skip
+    seconds, rss, code = timed_run(command, args.work / f"{name}.log", args.run_limit)
+    rows, kept, checked, mismatches = passkit_outcome(out, pool, check=2_000)
+    shutil.rmtree(out, ignore_errors=True)
+    result = {"rate": kept / seconds, "ok": kept, "seconds": seconds, "rss": rss, "code": code}
+    print(
+        f"passkit      : {result['rate']:8.1f} images/s  ({kept:,} kept in {seconds:.1f} s, exit {code}); "
+        f"lost rows {args.images - rows}, failed rows {rows - kept}, peak RSS {rss / 2**20:,.0f} MiB; "
+        f"sha256 of stored vs served bytes: {mismatches} mismatches in {checked:,} rows checked",
+        flush=True,
+    )
+    return result
+
+
+def run_img2dataset(args: argparse.Namespace, python: Path, candidates: Path, name: str) -> dict[str, float]:
+    out = args.work / name
+    script = args.work / "run_img2dataset.py"
+    script.write_text(I2D_SCRIPT)
+    command = [str(python), str(script), str(candidates), str(out), str(args.processes), str(args.threads),
+               str(args.shard_size), str(args.timeout)]  # fmt: skip
+    seconds, rss, code = timed_run(command, args.work / f"{name}.log", args.run_limit)
+    rows, ok = img2dataset_outcome(out)
+    shutil.rmtree(out, ignore_errors=True)
+    if code != 0 or rows == 0:
+        log_tail = (args.work / f"{name}.log").read_text()[-1500:]
+        raise RuntimeError(f"img2dataset exited {code} with {rows} rows; log tail:\n{log_tail}")
+    result = {"rate": ok / seconds, "ok": ok, "seconds": seconds, "rss": rss, "code": code}
+    print(
+        f"img2dataset  : {result['rate']:8.1f} images/s  ({ok:,} ok in {seconds:.1f} s, exit {code}); "
+        f"lost rows {args.images - rows}, failed rows {rows - ok}, peak RSS {rss / 2**20:,.0f} MiB",
+        flush=True,
+    )
+    return result
 
 
 def main() -> None:
@@ -233,12 +275,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=64, help="requests in flight per process (both tools)")
     parser.add_argument("--shard-size", type=int, default=2_500)
     parser.add_argument("--timeout", type=float, default=30.0)
+    parser.add_argument("--rounds", type=int, default=1, help="rounds, alternating which tool goes first")
     parser.add_argument("--pool", type=int, default=256, help="distinct base JPEGs")
     parser.add_argument("--work", type=Path, default=Path("/tmp/passkit-bench-download"))
     parser.add_argument("--i2d-venv", type=Path, default=Path("/tmp/passkit-bench-img2dataset-venv"))
     parser.add_argument("--run-limit", type=float, default=1800, help="seconds before a tool's run is killed")
     parser.add_argument("--skip-img2dataset", action="store_true")
-    parser.add_argument("--keep", action="store_true", help="keep the downloaded shards")
     args = parser.parse_args()
 
     shutil.rmtree(args.work, ignore_errors=True)
@@ -258,6 +300,8 @@ def main() -> None:
     ports: multiprocessing.Queue = context.Queue()
     server = context.Process(target=serve, args=(ports, str(pool_file), args.latency), daemon=True)
     server.start()
+    passkit_runs: list[dict[str, float]] = []
+    i2d_runs: list[dict[str, float]] = []
     try:
         port = ports.get(timeout=120)
         base_url = f"http://127.0.0.1:{port}"
@@ -269,52 +313,33 @@ def main() -> None:
             f"{args.processes} processes x {args.threads} in flight, shards of {args.shard_size}",
             flush=True,
         )
-
-        passkit_out = args.work / "passkit"
-        passkit_cmd = [
-            sys.executable, "-m", "passkit.cli", "download", str(candidates), "--out", str(passkit_out),
-            "--workers", str(args.processes), "--concurrency", str(args.threads), "--per-host", str(args.threads),
-            "--shard-size", str(args.shard_size), "--timeout", str(args.timeout), "--max-bytes", "32MB",
-        ]  # fmt: skip
-        p_seconds, p_rss, p_code = timed_run(passkit_cmd, args.work / "passkit.log", args.run_limit)
-        p_rows, p_kept, p_mismatch = passkit_outcome(passkit_out, pool, check=2_000)
-        p_rate = p_kept / p_seconds
-        print(
-            f"passkit      : {p_rate:8.1f} images/s  ({p_kept:,} kept in {p_seconds:.1f} s, exit {p_code}); "
-            f"lost rows {args.images - p_rows}, failed rows {p_rows - p_kept}, peak RSS {p_rss / 2**20:,.0f} MiB; "
-            f"sha256 of stored bytes checked on 2,000 rows: {p_mismatch} mismatches",
-            flush=True,
-        )
-
-        if i2d_python is not None:
-            i2d_out = args.work / "img2dataset"
-            script = args.work / "run_img2dataset.py"
-            script.write_text(I2D_SCRIPT)
-            i2d_cmd = [str(i2d_python), str(script), str(candidates), str(i2d_out), str(args.processes),
-                       str(args.threads), str(args.shard_size), str(args.timeout)]  # fmt: skip
-            i_seconds, i_rss, i_code = timed_run(i2d_cmd, args.work / "img2dataset.log", args.run_limit)
-            i_rows, i_ok = img2dataset_outcome(i2d_out)
-            if i_code != 0 or i_rows == 0:
-                log_tail = (args.work / "img2dataset.log").read_text()[-1500:]
-                i2d_problem = f"img2dataset exited {i_code} with {i_rows} rows; log tail:\n{log_tail}"
-            else:
-                i_rate = i_ok / i_seconds
-                print(
-                    f"img2dataset  : {i_rate:8.1f} images/s  ({i_ok:,} ok in {i_seconds:.1f} s, exit {i_code}); "
-                    f"lost rows {args.images - i_rows}, failed rows {i_rows - i_ok}, "
-                    f"peak RSS {i_rss / 2**20:,.0f} MiB",
-                    flush=True,
-                )
-                print(f"ratio passkit / img2dataset: {p_rate / i_rate:.2f}x images/s (target >= 1.0x)")
-        if i2d_problem:
-            print(f"img2dataset not measured: {i2d_problem}")
-        summary = {"passkit_images_per_s": round(p_rate, 1), "passkit_lost_rows": args.images - p_rows}
-        print(json.dumps(summary))
+        for round_ in range(args.rounds):
+            order = ["passkit", "img2dataset"] if round_ % 2 == 0 else ["img2dataset", "passkit"]
+            for tool in order:
+                if tool == "passkit":
+                    passkit_runs.append(run_passkit(args, candidates, pool, f"passkit-{round_}"))
+                elif i2d_python is not None and not i2d_problem:
+                    try:
+                        i2d_runs.append(run_img2dataset(args, i2d_python, candidates, f"img2dataset-{round_}"))
+                    except RuntimeError as error:
+                        i2d_problem = str(error)
     finally:
         server.terminate()
         server.join()
-        if not args.keep:
-            shutil.rmtree(args.work, ignore_errors=True)
+        shutil.rmtree(args.work, ignore_errors=True)
+
+    p_rate = float(np.mean([run["rate"] for run in passkit_runs]))
+    summary: dict[str, object] = {"images": args.images, "passkit_images_per_s": round(p_rate, 1)}
+    if i2d_runs:
+        i_rate = float(np.mean([run["rate"] for run in i2d_runs]))
+        summary |= {"img2dataset_images_per_s": round(i_rate, 1), "ratio": round(p_rate / i_rate, 2)}
+        print(
+            f"ratio passkit / img2dataset: {p_rate / i_rate:.2f}x images/s "
+            f"(mean of {len(passkit_runs)} + {len(i2d_runs)} runs; target >= 1.0x)"
+        )
+    if i2d_problem:
+        print(f"img2dataset not measured: {i2d_problem}")
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":

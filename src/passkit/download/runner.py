@@ -168,7 +168,9 @@ def _retry_round_path(out: Path, round_: int) -> Path:
 def plan_tasks(out: Path, table: pa.Table, plan: Plan, config: DownloadConfig, base_dir: Path) -> list[ShardTask]:
     """Every shard of the plan (first pass and recorded retry rounds); the runner skips the finished ones."""
     tasks = [
-        ShardTask(str(out), index, table.slice(index * plan.shard_size, plan.shard_size), config, str(base_dir))
+        ShardTask(
+            str(out), index, _own_copy(table.slice(index * plan.shard_size, plan.shard_size)), config, str(base_dir)
+        )
         for index in range(plan.first_pass_shards)
     ]
     for retry in plan.retry_rounds:
@@ -178,9 +180,14 @@ def plan_tasks(out: Path, table: pa.Table, plan: Plan, config: DownloadConfig, b
         shard_of_row = assignment["shard"].to_numpy()
         for index in range(retry["first_shard"], retry["first_shard"] + retry["shards"]):
             start, stop = np.searchsorted(shard_of_row, [index, index + 1])
-            shard_rows = rows.slice(start, stop - start)
+            shard_rows = _own_copy(rows.slice(start, stop - start))
             tasks.append(ShardTask(str(out), index, shard_rows, config, str(base_dir), round=retry["round"]))
     return tasks
+
+
+def _own_copy(rows: pa.Table) -> pa.Table:
+    """A slice pickles with its parent's whole buffers; a task must carry only its own rows."""
+    return rows.take(np.arange(rows.num_rows))
 
 
 def final_rows(out: str | os.PathLike[str]) -> pa.Table:

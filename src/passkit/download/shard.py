@@ -1,8 +1,9 @@
 """One shard: fetch its candidates concurrently, write ``NNNNN.tar`` then ``NNNNN.parquet`` (the manifest, last).
 
 ``download_shard`` is the picklable task the local runner hands to a worker process. Inside, ``concurrency``
-coroutines share one HTTP session and pull candidates from a queue; each fetched image is written to the shard
-at once (the tar writer spools to disk), so memory holds only the images in flight.
+coroutines share one HTTP session and pull candidates from a queue in key order; each fetched image goes to the
+tar writer (which spools to disk) in key order as soon as its predecessors are done, so memory holds only the
+images in flight and a bounded backlog.
 """
 
 from __future__ import annotations

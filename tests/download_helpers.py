@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-SLOW_SECONDS = 3.0
+SLOW_SECONDS = 4.0
 
 
 def image_bytes(seed: int, fmt: str = "JPEG") -> bytes:

@@ -25,7 +25,7 @@ from passkit.download import DownloadConfig, DownloadError, download, final_rows
 FAST = DownloadConfig(
     concurrency=8,
     per_host=8,
-    timeout=1.0,
+    timeout=2.0,
     connect_timeout=1.0,
     retries=2,
     backoff=0.01,
@@ -139,6 +139,19 @@ def test_failure_matrix_every_candidate_one_row_with_its_reason(tmp_path: Path) 
         for field in ("creator", "title", "page_url", "license", "license_url", "source", "photo_id", "date_taken"):
             assert field in meta, field
     assert all(verify_shard(shard).ok for shard in list_shards(out))
+
+
+def test_retry_after_pauses_the_whole_host(tmp_path: Path) -> None:
+    with serving() as server:
+        urls = {"a-busy": f"{server.base}/busy/1.jpg", **{f"b-{i}": f"{server.base}/img/{i}.jpg" for i in range(6)}}
+        candidates = write_candidates(tmp_path / "c.parquet", urls)
+        config = DownloadConfig(concurrency=2, per_host=2, timeout=5, backoff=0.01)
+        report = download(candidates, tmp_path / "out", config)
+        first_429 = server.times["/busy/1.jpg"][0]
+        later = sorted(t for path, times in server.times.items() if path.startswith("/img/") for t in times)
+    assert report.counts == {"kept": 7}
+    # One request may have been in flight when the 429 came; the rest waited for Retry-After: 1.
+    assert later[-1] - first_429 >= 0.95 and sum(t - first_429 < 0.5 for t in later) <= 2
 
 
 def test_opt_out_can_be_switched_off(tmp_path: Path) -> None:

@@ -98,6 +98,8 @@ class Fetcher:
         self.config = config
         self.base_dir = base_dir
         self.rng = random.Random(seed)
+        self.host_resumes: dict[str, float] = {}
+        """Host -> monotonic time before which no request goes to it (its last Retry-After)."""
 
     async def fetch(self, url: str) -> Outcome:
         """Try ``url`` up to ``1 + retries`` times; the outcome records the attempts and the total time."""
@@ -131,6 +133,18 @@ class Fetcher:
         return await asyncio.to_thread(read_local, path, self.config.max_bytes)
 
     async def attempt_http(self, url: str) -> Outcome:
+        """One request; a host that answered Retry-After gets nothing from this process until that time."""
+        host = urlsplit(url).hostname or ""
+        pause = self.host_resumes.get(host, 0.0) - time.monotonic()
+        if pause > 0:
+            await asyncio.sleep(pause)
+        outcome = await self._request(url)
+        if outcome.retry_after is not None and outcome.retry_after <= self.config.max_retry_after:
+            resume = time.monotonic() + outcome.retry_after
+            self.host_resumes[host] = max(resume, self.host_resumes.get(host, 0.0))
+        return outcome
+
+    async def _request(self, url: str) -> Outcome:
         try:
             # aiohttp counts redirect responses, the last one included: +1 follows exactly max_redirects.
             follow = self.config.max_redirects > 0
@@ -156,7 +170,8 @@ class Fetcher:
         content_type = response.headers.get("Content-Type", "")
         seen = {"http_status": status, "content_type": content_type}
         if not 200 <= status < 300:
-            retry_after = policy.parse_retry_after(response.headers.get("Retry-After"))
+            come_back = status == 429 or status >= 500  # where Retry-After means "not now"
+            retry_after = policy.parse_retry_after(response.headers.get("Retry-After")) if come_back else None
             return Outcome(reasons.download_http(status), retry_after=retry_after, **seen)
         if policy.opts_out(response.headers.getall("X-Robots-Tag", []), self.config.opt_out, AGENT_TOKEN):
             return Outcome(reasons.DOWNLOAD_OPT_OUT, detail="X-Robots-Tag", **seen)

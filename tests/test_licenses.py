@@ -211,3 +211,8 @@ def test_unknown_is_rejected_by_every_policy(value):
     if license_id == UNKNOWN:
         for name in ("cc-by", "permissive", "CC-BY-4.0,CC0-1.0"):
             assert not LicensePolicy.parse(name).allows(license_id)
+
+
+@pytest.mark.parametrize("value", ["²", "³", "¹2"])
+def test_digit_like_symbols_are_not_flickr_ids(value):
+    assert normalize_license(value) == UNKNOWN

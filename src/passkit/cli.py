@@ -68,10 +68,75 @@ def select(
 def download(
     candidates: Annotated[Path, typer.Argument(help="candidates.parquet from `passkit select`.")],
     out: Annotated[Path, typer.Option(help="Folder for NNNNN.tar + NNNNN.parquet shards.")],
-    workers: Annotated[int, typer.Option(help="Parallel shard workers.")] = 4,
+    workers: Annotated[int, typer.Option(help="Shard worker processes.")] = 2,
+    shard_size: Annotated[
+        int | None, typer.Option(help="Candidates per shard (default 10000; fixed for a folder once started).")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight per worker process.")] = 64,
+    per_host: Annotated[int, typer.Option(help="Connections to one host at a time, per worker process.")] = 16,
+    max_bytes: Annotated[str, typer.Option(help="Largest body accepted, e.g. 32MB, 500KB, 1048576.")] = "32MB",
+    timeout: Annotated[float, typer.Option(help="Seconds one attempt may take, body included.")] = 30.0,
+    retries: Annotated[int, typer.Option(help="Retries of timeouts, connection errors, 429 and 5xx.")] = 3,
+    max_redirects: Annotated[int, typer.Option(help="Redirects followed per request.")] = 5,
+    user_agent: Annotated[str | None, typer.Option(help="User-Agent header (default: passkit/VERSION ...).")] = None,
+    opt_out: Annotated[
+        str, typer.Option(help="X-Robots-Tag directives that exclude an image; '' to ignore the header.")
+    ] = "noai,noimageai",
+    trust_env: Annotated[
+        bool, typer.Option("--trust-env", help="Honour HTTP(S)_PROXY / NO_PROXY and ~/.netrc.")
+    ] = False,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Re-fetch rows that failed with a retryable reason, in new shards.")
+    ] = False,
 ) -> None:
-    """Download candidates into webdataset shards with one manifest row per candidate."""
-    _not_built("download", 4)
+    """Download candidates into webdataset shards with one manifest row per candidate (resumable)."""
+    from passkit.download import DownloadConfig, DownloadError
+    from passkit.download import download as run_download
+    from passkit.download.config import DEFAULT_USER_AGENT, parse_size
+
+    try:
+        config = DownloadConfig(
+            concurrency=concurrency,
+            per_host=per_host,
+            max_bytes=parse_size(max_bytes),
+            timeout=timeout,
+            retries=retries,
+            max_redirects=max_redirects,
+            user_agent=user_agent or DEFAULT_USER_AGENT,
+            opt_out=tuple(opt_out.split(",")),
+            trust_env=trust_env,
+        )
+        report = run_download(
+            candidates,
+            out,
+            config,
+            workers=workers,
+            shard_size=shard_size,
+            retry_failed=retry_failed,
+            console=err_console,
+        )
+    except (ValueError, DownloadError) as error:
+        err_console.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from error
+    table = Table(title=f"passkit download: {report.candidates:,} candidates -> {out}")
+    table.add_column("outcome")
+    table.add_column("rows", justify="right")
+    for label, count in sorted(report.counts.items(), key=lambda item: (-item[1], item[0])):
+        table.add_row(label, f"{count:,}")
+    table.add_row("[bold]total[/]", f"[bold]{sum(report.counts.values()):,}[/]")
+    console.print(table)
+    kept = report.counts.get("kept", 0)
+    console.print(
+        f"shards: {report.shards_run} downloaded, {report.shards_skipped} already done"
+        + (f", {report.retried:,} rows retried in new shards" if report.retried else "")
+        + f"; {report.bytes / 1e6:,.1f} MB in {report.seconds:,.1f} s"
+    )
+    if report.failed_shards:
+        for index, error in report.failed_shards[:10]:
+            console.print(f"[red]shard {index:05d} failed: {error}[/]")
+        console.print(f"[red]{len(report.failed_shards)} shards unfinished: rerun the same command to resume[/]")
+        raise typer.Exit(1)
+    console.print(f"[green]{kept:,} images stored[/]. Next: `passkit verify {out}` or `passkit filter {out} ...`")
 
 
 @app.command(name="filter")

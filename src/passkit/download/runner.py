@@ -1,0 +1,293 @@
+"""``passkit download``: plan shards from candidates.parquet, run them on the local runner, resume, retry.
+
+The output folder holds ``NNNNN.tar`` + ``NNNNN.parquet`` per shard and a small state folder
+``.passkit-download/`` (the plan: candidates fingerprint, shard size, retry rounds). First-pass shard ``i`` holds
+candidate rows ``[i * shard_size, (i + 1) * shard_size)``; a rerun skips shards whose manifest exists.
+``--retry-failed`` puts the keys whose latest row failed with a retryable reason into NEW shards (a retry round,
+``round`` column = 2, 3, ...) after the last one; finished shards are never rewritten. A key's latest row (highest
+shard index) is its outcome: :func:`final_rows` resolves that, one row per candidate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from rich.console import Console
+
+from passkit.core.atomic import atomic_path
+from passkit.core.keys import is_valid_key
+from passkit.core.manifest import FAILED, KEPT, read_manifest
+from passkit.core.shards import list_shards
+from passkit.download.config import DownloadConfig
+from passkit.download.policy import is_retryable
+from passkit.download.shard import ShardResult, ShardTask, download_shard
+from passkit.run.local import run_shards
+
+CANDIDATE_COLUMNS = (
+    "key",
+    "source",
+    "photo_id",
+    "url",
+    "page_url",
+    "license",
+    "license_url",
+    "creator",
+    "title",
+    "date_taken",
+    "latitude",
+    "longitude",
+)
+DEFAULT_SHARD_SIZE = 10_000
+STATE_DIR = ".passkit-download"
+
+
+class DownloadError(RuntimeError):
+    """A problem with the inputs or the output folder, found before any download starts."""
+
+
+@dataclass
+class Plan:
+    candidates_rows: int
+    candidates_fingerprint: str
+    shard_size: int
+    first_pass_shards: int
+    retry_rounds: list[dict[str, int]] = field(default_factory=list)
+    """``{"round": 2, "first_shard": 17, "shards": 1}`` per ``--retry-failed`` round."""
+
+    @property
+    def next_shard(self) -> int:
+        last = self.retry_rounds[-1] if self.retry_rounds else None
+        return last["first_shard"] + last["shards"] if last else self.first_pass_shards
+
+
+@dataclass
+class DownloadReport:
+    candidates: int
+    counts: dict[str, int]
+    """Final outcome per candidate: ``kept`` or the failure reason (adds up to ``candidates``)."""
+    shards_run: int
+    shards_skipped: int
+    failed_shards: list[tuple[int, str]]
+    bytes: int
+    seconds: float
+    retried: int = 0
+    """Rows put into a new retry round by this run."""
+
+    @property
+    def complete(self) -> bool:
+        return not self.failed_shards
+
+
+def read_candidates(path: Path) -> pa.Table:
+    """Read and check candidates.parquet: contract columns present, keys valid and unique."""
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as error:
+        raise DownloadError(f"cannot read candidates {path}: {error}") from error
+    missing = [name for name in CANDIDATE_COLUMNS if name not in table.column_names]
+    if missing:
+        raise DownloadError(f"{path}: missing candidate columns {missing} (see the candidates.parquet contract)")
+    keys = table.column("key").to_pylist()
+    bad = [key for key in keys if not is_valid_key(key)]
+    if bad:
+        raise DownloadError(f"{path}: {len(bad)} invalid keys, e.g. {bad[:3]!r}")
+    if len(set(keys)) != len(keys):
+        seen: set[str] = set()
+        repeated = sorted({key for key in keys if key in seen or seen.add(key)})
+        raise DownloadError(f"{path}: {len(repeated)} keys appear more than once, e.g. {repeated[:3]!r}")
+    return table
+
+
+def fingerprint(table: pa.Table) -> str:
+    digest = hashlib.sha256()
+    for key, url in zip(table.column("key").to_pylist(), table.column("url").to_pylist(), strict=True):
+        digest.update(f"{key}\t{url}\n".encode())
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def locked(out: Path) -> Iterator[None]:
+    """One ``passkit download`` per output folder at a time."""
+    state = out / STATE_DIR
+    state.mkdir(parents=True, exist_ok=True)
+    with (state / "lock").open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as error:
+            raise DownloadError(f"another passkit download is writing to {out}") from error
+        yield
+
+
+def load_plan(out: Path, table: pa.Table, shard_size: int | None) -> Plan:
+    """The folder's plan, created on the first run; a rerun must bring the same candidates and shard size."""
+    path = out / STATE_DIR / "plan.json"
+    if path.exists():
+        plan = Plan(**json.loads(path.read_text()))
+        if plan.candidates_fingerprint != fingerprint(table):
+            raise DownloadError(f"{out} was started from other candidates; use another --out or the same file")
+        if shard_size is not None and shard_size != plan.shard_size:
+            raise DownloadError(f"{out} was started with --shard-size {plan.shard_size}, not {shard_size}")
+        return plan
+    size = shard_size or DEFAULT_SHARD_SIZE
+    plan = Plan(table.num_rows, fingerprint(table), size, -(-table.num_rows // size))
+    save_plan(out, plan)
+    return plan
+
+
+def save_plan(out: Path, plan: Plan) -> None:
+    with atomic_path(out / STATE_DIR / "plan.json") as temp:
+        temp.write_text(json.dumps(asdict(plan), indent=1))
+
+
+def remove_leftovers(out: Path) -> None:
+    """Temporary files of killed runs, and tars whose manifest never came (the shard will be redone)."""
+    for entry in out.iterdir():
+        if entry.name.startswith(".") and ".tmp-" in entry.name and entry.is_file():
+            entry.unlink()
+    for shard in list_shards(out, done_only=False):
+        if not shard.done:
+            shard.tar.unlink(missing_ok=True)
+
+
+def _retry_round_path(out: Path, round_: int) -> Path:
+    return out / STATE_DIR / f"round-{round_:02d}.parquet"
+
+
+def plan_tasks(out: Path, table: pa.Table, plan: Plan, config: DownloadConfig, base_dir: Path) -> list[ShardTask]:
+    """Every shard of the plan (first pass and recorded retry rounds); the runner skips the finished ones."""
+    tasks = [
+        ShardTask(
+            str(out), index, _own_copy(table.slice(index * plan.shard_size, plan.shard_size)), config, str(base_dir)
+        )
+        for index in range(plan.first_pass_shards)
+    ]
+    for retry in plan.retry_rounds:
+        assignment = pq.read_table(_retry_round_path(out, retry["round"]))
+        assignment = assignment.sort_by([("shard", "ascending"), ("key", "ascending")])
+        rows = table.take(pc.index_in(assignment["key"], value_set=table["key"]))  # any column types
+        shard_of_row = assignment["shard"].to_numpy()
+        for index in range(retry["first_shard"], retry["first_shard"] + retry["shards"]):
+            start, stop = np.searchsorted(shard_of_row, [index, index + 1])
+            shard_rows = _own_copy(rows.slice(start, stop - start))
+            tasks.append(ShardTask(str(out), index, shard_rows, config, str(base_dir), round=retry["round"]))
+    return tasks
+
+
+def _own_copy(rows: pa.Table) -> pa.Table:
+    """A slice pickles with its parent's whole buffers; a task must carry only its own rows."""
+    return rows.take(np.arange(rows.num_rows))
+
+
+def final_rows(out: str | os.PathLike[str]) -> pa.Table:
+    """One manifest row per candidate, sorted by key, with its ``shard``: for a retried key, its latest row."""
+    tables = []
+    for shard in list_shards(out):
+        manifest = read_manifest(shard.manifest)
+        tables.append(manifest.append_column("shard", pa.array([shard.index] * manifest.num_rows, pa.int64())))
+    if not tables:
+        return pa.table({"key": pa.array([], pa.string()), "status": pa.array([], pa.string())})
+    rows = pa.concat_tables(tables, promote_options="default")
+    if len(pc.unique(rows["key"])) != rows.num_rows:
+        latest = rows.group_by("key").aggregate([("shard", "max")])
+        rows = rows.join(latest, keys=["key", "shard"], right_keys=["key", "shard_max"], join_type="inner")
+    return rows.sort_by([("key", "ascending")])
+
+
+def new_retry_round(out: Path, plan: Plan) -> int:
+    """Record a retry round for the keys whose latest row failed with a retryable reason; returns its size."""
+    rows = final_rows(out)
+    if rows.num_rows == 0:
+        return 0
+    retry_keys = [
+        key
+        for key, status, reason in zip(
+            rows["key"].to_pylist(), rows["status"].to_pylist(), rows["reason"].to_pylist(), strict=True
+        )
+        if status == FAILED and is_retryable(reason)
+    ]
+    if not retry_keys:
+        return 0
+    round_ = 1 + max([1, *(r["round"] for r in plan.retry_rounds)])
+    first = plan.next_shard
+    shards = [first + i // plan.shard_size for i in range(len(retry_keys))]
+    with atomic_path(_retry_round_path(out, round_)) as temp:
+        pq.write_table(pa.table({"key": retry_keys, "shard": pa.array(shards, pa.int64())}), temp)
+    plan.retry_rounds.append({"round": round_, "first_shard": first, "shards": shards[-1] - first + 1})
+    save_plan(out, plan)
+    return len(retry_keys)
+
+
+def download(
+    candidates: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    config: DownloadConfig | None = None,
+    *,
+    workers: int = 1,
+    shard_size: int | None = None,
+    retry_failed: bool = False,
+    console: Console | None = None,
+) -> DownloadReport:
+    """Download every candidate into shards of ``out``; resumable, and ``retry_failed`` adds a retry round."""
+    config = config or DownloadConfig()
+    candidates_path = Path(candidates)
+    out_path = Path(out)
+    if shard_size is not None and shard_size < 1:
+        raise DownloadError(f"--shard-size must be >= 1, got {shard_size}")
+    table = read_candidates(candidates_path)
+    base_dir = candidates_path.resolve().parent
+    started = time.monotonic()
+    report = DownloadReport(table.num_rows, {}, 0, 0, [], 0, 0.0)
+    with locked(out_path):
+        plan = load_plan(out_path, table, shard_size)
+        remove_leftovers(out_path)
+        tasks = plan_tasks(out_path, table, plan, config, base_dir)
+        report.shards_skipped = sum(task.paths.done for task in tasks)
+        _run(tasks, workers, console, report)
+        if retry_failed and report.complete:
+            report.retried = new_retry_round(out_path, plan)
+            if report.retried:
+                _run(plan_tasks(out_path, table, plan, config, base_dir), workers, console, report)
+    report.seconds = time.monotonic() - started
+    report.counts = _counts(final_rows(out_path), table.num_rows)
+    return report
+
+
+def _run(tasks: list[ShardTask], workers: int, console: Console | None, report: DownloadReport) -> None:
+    def on_result(task: ShardTask, result: ShardResult) -> None:
+        report.bytes += result.bytes
+
+    run = run_shards(
+        tasks,
+        download_shard,
+        workers=workers,
+        description="downloading shards",
+        is_done=lambda task: task.paths.done,
+        on_result=on_result,
+        console=console,
+    )
+    report.shards_run += len(run.results)
+    report.failed_shards = [(task.index, error) for task, error in run.failed]
+
+
+def _counts(rows: pa.Table, candidates: int) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    if rows.num_rows:
+        for status, reason in zip(rows["status"].to_pylist(), rows["reason"].to_pylist(), strict=True):
+            label = KEPT if status == KEPT else reason
+            counts[label] = counts.get(label, 0) + 1
+    pending = candidates - rows.num_rows
+    if pending:
+        counts["pending"] = pending
+    return counts

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
-from filter_helpers import encode, photo
+from filter_helpers import encode, exif_bytes, photo
 from passkit.core.reasons import CAP_CREATOR, DEDUP_EVAL_SET, DEDUP_EXACT, DEDUP_NEAR
 from passkit.core.sample import Sample
 from passkit.stages.cap import CapConfig, cap_decisions, cap_stage
@@ -23,7 +23,8 @@ from passkit.stages.dedup import (
     phash_of,
 )
 from passkit.stages.image import decode
-from passkit.stages.validate import ValidateConfig
+from passkit.stages.privacy import PrivacyConfig, privacy_stage
+from passkit.stages.validate import ValidateConfig, validate_stage
 
 THRESHOLD = DedupConfig().near_threshold
 
@@ -79,26 +80,42 @@ def test_dedup_stage_on_real_photos(people_dev):
             assert (row["reason"], row["dup_of"]) == (DEDUP_NEAR, f"orig-{i:02d}")
 
 
-def test_exact_duplicates_are_pixel_hashes():
+def test_exact_duplicates_by_decoded_pixels():
     image = photo(1, (120, 90))
-    png = encode(image, "PNG")
-    png_with_text = encode(image, "PNG", exif=Image.Exif().tobytes(), compress_level=1)
-    bmp = encode(image, "BMP")
-    jpg_a = _jpeg(image, 90)
-    other = encode(photo(2, (120, 90)), "PNG")
     batch = [
-        Sample.build("a-png", png=png),
-        Sample.build("b-png-other-encoding", png=png_with_text),
-        Sample.build("c-bmp", bmp=bmp),
-        Sample.build("d-jpeg", jpg=jpg_a),
-        Sample.build("e-other", png=other),
+        Sample.build("a-png", png=encode(image, "PNG")),
+        Sample.build("b-png-other-encoding", png=encode(image, "PNG", exif=Image.Exif().tobytes(), compress_level=1)),
+        Sample.build("c-bmp", bmp=encode(image, "BMP")),
+        Sample.build("d-jpeg", jpg=_jpeg(image, 90)),
+        Sample.build("e-other", png=encode(photo(2, (120, 90)), "PNG")),
     ]
-    rows = {r["key"]: r for r in dedup_stage(batch, DedupConfig()).rows.to_pylist()}
+    rows = {r["key"]: r for r in dedup_stage(batch, DedupConfig(exact_key="pixels")).rows.to_pylist()}
     assert rows["a-png"]["status"] == "kept"
     assert rows["b-png-other-encoding"]["reason"] == DEDUP_EXACT and rows["c-bmp"]["reason"] == DEDUP_EXACT
     assert rows["d-jpeg"]["reason"] == DEDUP_NEAR  # lossy: not the same pixels, but the same picture
     assert rows["e-other"]["status"] == "kept"
-    assert rows["a-png"]["pixel_sha256"] == rows["c-bmp"]["pixel_sha256"] != rows["d-jpeg"]["pixel_sha256"]
+    assert rows["a-png"]["exact_sha256"] == rows["c-bmp"]["exact_sha256"] != rows["d-jpeg"]["exact_sha256"]
+
+
+def test_exact_duplicates_by_canonical_stored_bytes():
+    image = photo(1, (120, 90))
+    jpeg = encode(image, "JPEG", quality=90)
+    batch = [
+        Sample.build("a-jpeg", jpg=jpeg),
+        Sample.build("b-jpeg-with-exif", jpg=encode(image, "JPEG", quality=90, exif=exif_bytes())),
+        Sample.build("c-jpeg-trailing-data", jpg=jpeg + b"\x00" * 100 + jpeg),
+        Sample.build("d-bmp", bmp=encode(image, "BMP")),
+        Sample.build("e-tiff", tif=encode(image, "TIFF", exif=exif_bytes())),
+        Sample.build("f-png", png=encode(image, "PNG", compress_level=9)),
+        Sample.build("g-png-with-exif", png=encode(image, "PNG", compress_level=9, exif=exif_bytes())),
+    ]
+    stored = privacy_stage(validate_stage(batch, ValidateConfig()).kept, PrivacyConfig()).kept
+    rows = {r["key"]: r for r in dedup_stage(stored, DedupConfig(exact_key="stored")).rows.to_pylist()}
+    assert [rows[k]["reason"] for k in ("b-jpeg-with-exif", "c-jpeg-trailing-data")] == [DEDUP_EXACT] * 2
+    assert (rows["e-tiff"]["reason"], rows["e-tiff"]["dup_of"]) == (DEDUP_EXACT, "d-bmp")  # same pixels re-encoded
+    assert (rows["g-png-with-exif"]["reason"], rows["g-png-with-exif"]["dup_of"]) == (DEDUP_EXACT, "f-png")
+    # Same pixels through different paths (stripped PNG vs re-encoded BMP): near duplicates at distance 0.
+    assert (rows["f-png"]["reason"], rows["f-png"]["dup_distance"]) == (DEDUP_NEAR, 0)
 
 
 def test_eval_set_contamination_wins_over_other_reasons():
@@ -151,7 +168,7 @@ def test_greedy_near_decisions_do_not_chain():
     table = pa.table(
         {
             "key": ["a", "b", "c"],
-            "pixel_sha256": ["1", "2", "3"],
+            "exact_sha256": ["1", "2", "3"],
             "phash": [f"{v:016x}" for v in (a, b, c)],
             "pixels": [300, 200, 100],
         }

@@ -47,7 +47,7 @@ StageSpec = tuple[str, StageFunction, Any]
 PER_SHARD_DIR = "per-shard"
 IMAGE_MISSING = "image:missing"  # the input manifest says kept, but the tar holds no such sample
 INPUT_STAGE = "input"
-GLOBAL_COLUMNS = ("key", "status", "pixel_sha256", "phash", "creator", "pixels")
+GLOBAL_COLUMNS = ("key", "status", "exact_sha256", "phash", "creator", "pixels")
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
-"""dedup: exact duplicates (sha256 of decoded pixels), near duplicates (64-bit DCT perceptual hash within a Hamming
-radius) and evaluation-set contamination.
+"""dedup: exact duplicates (sha256 of the canonical stored bytes or of the decoded pixels), near duplicates (64-bit
+DCT perceptual hash within a Hamming radius) and evaluation-set contamination.
 
 Dedup must see every shard of a run, so it has two passes that stay pure:
 
-1. :func:`dedup_measure_stage`, per shard: records ``pixel_sha256``, ``phash`` (16 hex digits) and ``creator`` in the
-   manifest; it rejects nothing.
+1. :func:`dedup_measure_stage`, per shard: records ``exact_sha256`` (see ``DedupConfig.exact_key``), ``phash``
+   (16 hex digits), ``pixels`` and ``creator`` in the manifest; it rejects nothing.
 2. :func:`dedup_decisions`, once per run, over the collected columns of all kept rows: ``dedup:eval-set`` for rows
    within ``eval_threshold`` of an evaluation-set hash, then ``dedup:exact`` for all but one row per pixel hash,
    then ``dedup:near`` greedily: rows in priority order (more pixels first, then key) are kept unless an already
@@ -21,6 +21,7 @@ loop runs over pairs of images; the only Python loop runs over images that have 
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from passkit.core.manifest import KEPT, ManifestBuilder
 from passkit.core.reasons import DEDUP_EVAL_SET, DEDUP_EXACT, DEDUP_NEAR
 from passkit.core.sample import Sample
 from passkit.core.stage import StageResult
-from passkit.stages.image import DecodedImage, DecodeError, decoded
+from passkit.stages.image import DecodedImage, DecodeError, DecodeLimits, decode, decoded, image_part
 
 PHASH_SIZE = 32
 PHASH_BITS = 8  # the top-left 8x8 DCT coefficients -> 64 bits
@@ -46,11 +47,18 @@ _PAIR_BLOCK = 1 << 22  # candidate pairs checked per numpy block
 @dataclass(frozen=True)
 class DedupConfig:
     exact: bool = True
+    # What "exact duplicate" compares: "stored" = sha256 of the stored image bytes (canonical after privacy: a
+    # metadata-free copy of the coded JPEG data, or a deterministic encoding of the decoded pixels); "pixels" =
+    # sha256 of the full-resolution decoded pixels (also matches byte-different codings of the same pixels, at the
+    # cost of a full decode and a hash of every pixel).
+    exact_key: str = "stored"
     near: bool = True
     near_threshold: int = 10  # Hamming distance between 64-bit pHashes (different photos: >= 12 on people-dev)
     eval_threshold: int | None = None  # default: near_threshold
 
     def __post_init__(self) -> None:
+        if self.exact_key not in ("stored", "pixels"):
+            raise ValueError(f"exact_key must be 'stored' or 'pixels', got {self.exact_key!r}")
         if not 0 <= self.near_threshold <= 32:
             raise ValueError("near_threshold must be in 0..32 bits")
         if self.eval_threshold is not None and not 0 <= self.eval_threshold <= 32:
@@ -108,24 +116,32 @@ def creator_of(sample: Sample) -> str:
     return ""
 
 
+def _pixels(image: DecodedImage) -> int:
+    return image.source_width * image.source_height
+
+
 def dedup_measure_stage(batch: list[Sample], cfg: DedupConfig) -> StageResult[list[Sample]]:
     """Per-shard pass: measure what the global decision needs; rejects only what cannot be decoded."""
-    del cfg  # the measurements do not depend on thresholds: re-threshold later without recomputing
     rows = ManifestBuilder()
     kept: list[Sample] = []
     for sample in batch:
         try:
+            _, data = image_part(sample)
             image = decoded(sample)
+            if cfg.exact_key == "pixels":
+                full = image if image.full_resolution else decode(data, DecodeLimits(max_pixels=_pixels(image)))
+                exact = full.pixel_sha256
+            else:
+                exact = hashlib.sha256(data).hexdigest()
         except DecodeError as error:
             rows.rejected(sample.key, error.reason)
             continue
-        width, height = image.rgb.size
         rows.kept(
             sample.key,
-            pixel_sha256=image.pixel_sha256,
+            exact_sha256=exact,
             phash=phash_hex(image),
             creator=creator_of(sample),
-            pixels=width * height,
+            pixels=_pixels(image),
         )
         kept.append(sample)
     return StageResult(kept, rows.to_table())
@@ -247,7 +263,7 @@ def dedup_decisions(
     eval_hashes: np.ndarray | None = None,
     eval_ids: Sequence[str] = (),
 ) -> dict[str, Decision]:
-    """Global pass over rows with ``key, pixel_sha256, phash`` (+ optional ``pixels``): key -> rejection."""
+    """Global pass over rows with ``key, exact_sha256, phash`` (+ optional ``pixels``): key -> rejection."""
     keys: list[str] = table.column("key").to_pylist()
     if not keys:
         return {}
@@ -274,7 +290,7 @@ def dedup_decisions(
     order = _priority_order(keys, pixels)
     if cfg.exact:
         first_of: dict[str, int] = {}
-        shas = table.column("pixel_sha256").to_pylist()
+        shas = table.column("exact_sha256").to_pylist()
         for position in order.tolist():
             if not alive[position]:
                 continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import re
 import struct
 import warnings
@@ -55,8 +56,12 @@ class DecodeError(Exception):
 @dataclass(frozen=True)
 class DecodeLimits:
     max_pixels: int = 64_000_000
-    # JPEGs are DCT-scaled at decode time to no less than this long side (None: full resolution).
+    # JPEGs are DCT-scaled at decode time to no less than this long side (None: full resolution): the size the
+    # stored image will have (privacy's resize).
     decode_max_side: int | None = None
+    # JPEGs that will be stored by a lossless strip need pixels only for analysis: DCT-scaled to no less than this
+    # long side (None: full resolution). The entropy-coded data is still decoded in full, so damage is still found.
+    analysis_side: int | None = None
 
 
 def sniff_unsupported(data: bytes) -> str | None:
@@ -99,7 +104,7 @@ def _to_srgb(image: Image.Image, icc: bytes) -> Image.Image:
     return converted
 
 
-def _normalise(image: Image.Image, icc: bytes | None) -> tuple[Image.Image, str]:
+def _normalise(image: Image.Image, icc: bytes | None, srgb: bool | None) -> tuple[Image.Image, str]:
     """Any mode -> 8-bit RGB (alpha composited on white, 16-bit scaled, palettes expanded, colour-managed)."""
     mode = image.mode
     notes = []
@@ -115,7 +120,6 @@ def _normalise(image: Image.Image, icc: bytes | None) -> tuple[Image.Image, str]
         image = background
         notes.append("alpha")
     if icc is not None and image.mode in ("RGB", "CMYK"):
-        srgb = _is_srgb(icc)
         if srgb is False:
             try:
                 image = _to_srgb(image, icc)
@@ -144,7 +148,7 @@ def read_orientation(image: Image.Image) -> int:
 class DecodedImage:
     """The normalised pixels of one image plus what was learnt while decoding it."""
 
-    rgb: Image.Image  # 8-bit RGB, orientation applied (DCT-scaled when decode_max_side asked for it)
+    rgb: Image.Image  # 8-bit RGB, orientation applied (DCT-scaled when the limits asked for it)
     source_format: str
     source_mode: str
     source_width: int
@@ -153,6 +157,7 @@ class DecodedImage:
     frames: int
     icc: bytes | None
     notes: str  # alpha, icc-converted, icc-unusable...
+    lossless_jpeg: bool  # a JPEG whose pixels need no change: privacy can strip it without re-encoding
     info: dict[str, object] = field(repr=False)  # Pillow's info of the source (exif, xmp, icc_profile...)
 
     @property
@@ -211,30 +216,45 @@ def open_image(data: bytes, limits: DecodeLimits) -> Image.Image:
     return image
 
 
-def decode(data: bytes, limits: DecodeLimits) -> DecodedImage:
-    """Fully decode the first frame, normalise it to RGB and apply the EXIF orientation."""
-    image = open_image(data, limits)
+def _draft(image: Image.Image, long_side: int | None) -> None:
+    width, height = image.size
+    if long_side and max(width, height) >= 2 * long_side:
+        ratio = long_side / max(width, height)
+        image.draft(image.mode, (max(1, math.ceil(width * ratio)), max(1, math.ceil(height * ratio))))
+
+
+def decode(data: bytes, limits: DecodeLimits, opened: Image.Image | None = None) -> DecodedImage:
+    """Decode the first frame (all of its data), normalise it to RGB and apply the EXIF orientation. ``opened``:
+    the result of :func:`open_image` on the same data, when the caller already has it."""
+    image = opened if opened is not None else open_image(data, limits)
     source_format = image.format or ""
     source_mode = image.mode
     width, height = image.size
+    raw_icc = image.info.get("icc_profile") or None
+    icc = raw_icc if isinstance(raw_icc, bytes) else None
+    srgb = _is_srgb(icc) if icc is not None else None
+    lossless_jpeg = False
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             frames = int(getattr(image, "n_frames", 1))
             if frames > 1:
                 image.seek(0)
-            if limits.decode_max_side and source_format == "JPEG" and max(width, height) > 2 * limits.decode_max_side:
-                ratio = limits.decode_max_side / max(width, height)
-                image.draft(image.mode, (max(1, int(width * ratio + 0.999)), max(1, int(height * ratio + 0.999))))
+            if source_format == "JPEG":
+                orientation = read_orientation(image)  # the EXIF segment is read with the header
+                fits = limits.decode_max_side is None or max(width, height) <= limits.decode_max_side
+                plain = source_mode in ("RGB", "L") and orientation == 1 and (icc is None or srgb is True)
+                lossless_jpeg = plain and fits
+                _draft(image, limits.analysis_side if lossless_jpeg else limits.decode_max_side)
             image.load()
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
             raise DecodeError(IMAGE_BOMB, str(error)) from error
         except DECODE_ERRORS as error:
             raise DecodeError(IMAGE_CORRUPT, f"decode: {error}") from error
+    if source_format != "JPEG":
+        orientation = read_orientation(image)  # PNG may hold its eXIf chunk after the pixels
     info = dict(image.info)
-    icc = info.get("icc_profile") or None
-    orientation = read_orientation(image)
-    rgb, notes = _normalise(image, icc if isinstance(icc, bytes) else None)
+    rgb, notes = _normalise(image, icc, srgb)
     if orientation in _TRANSPOSE:
         rgb = rgb.transpose(_TRANSPOSE[orientation])
     return DecodedImage(
@@ -245,8 +265,9 @@ def decode(data: bytes, limits: DecodeLimits) -> DecodedImage:
         source_height=height,
         orientation=orientation,
         frames=frames,
-        icc=icc if isinstance(icc, bytes) else None,
+        icc=icc,
         notes=notes,
+        lossless_jpeg=lossless_jpeg,
         info=info,
     )
 
@@ -258,11 +279,17 @@ def image_part(sample: Sample) -> tuple[str, bytes]:
     return ext, sample.parts[ext]
 
 
-def decoded(sample: Sample, limits: DecodeLimits | None = None) -> DecodedImage:
-    """The sample's decoded image: the one a previous stage attached, else a fresh decode."""
+def decoded(sample: Sample, limits: DecodeLimits | None = None, min_side: int | None = None) -> DecodedImage:
+    """The sample's decoded image: the one a previous stage attached, else a fresh decode. ``min_side``: a stage
+    that needs more pixels than the attached (DCT-scaled) image has gets a decode with at least this long side."""
     if isinstance(sample, ImageSample) and sample.image is not None:
-        return sample.image
-    return decode(image_part(sample)[1], limits or DecodeLimits())
+        image = sample.image
+        if min_side is None or image.full_resolution or max(image.rgb.size) >= min_side:
+            return image
+    limits = limits or DecodeLimits()
+    if min_side is not None:
+        limits = DecodeLimits(limits.max_pixels, None, min_side)
+    return decode(image_part(sample)[1], limits)
 
 
 def with_image(sample: Sample, image: DecodedImage, parts: dict[str, bytes] | None = None) -> ImageSample:

@@ -31,10 +31,12 @@ from passkit.core.manifest import ManifestBuilder
 from passkit.core.sample import Sample
 from passkit.core.stage import StageResult
 from passkit.stages.image import (
+    ANALYSIS_SIDE,
     EXIF_ERRORS,
     DecodedImage,
     DecodeError,
     DecodeLimits,
+    decode,
     decoded,
     image_part,
     with_image,
@@ -166,12 +168,10 @@ def _metadata_found(image: DecodedImage) -> list[str]:
 
 
 def _lossless(image: DecodedImage, data: bytes, needs_resize: bool) -> bytes | None:
-    if needs_resize or image.orientation != 1 or image.frames > 1 or not image.full_resolution:
+    if image.source_format == "JPEG":
+        return strip_jpeg(data) if image.lossless_jpeg and not needs_resize else None
+    if needs_resize or image.orientation != 1 or image.frames > 1 or not image.full_resolution or image.notes:
         return None
-    if "icc-converted" in image.notes or "alpha" in image.notes:
-        return None
-    if image.source_format == "JPEG" and image.source_mode in ("RGB", "L"):
-        return strip_jpeg(data)
     if image.source_format == "PNG" and image.source_mode in ("RGB", "L") and "transparency" not in image.info:
         return strip_png(data)
     return None
@@ -210,7 +210,7 @@ def scrub_json(data: bytes, keep_geo: bool) -> tuple[bytes, list[str]]:
 def privacy_stage(batch: list[Sample], cfg: PrivacyConfig) -> StageResult[list[Sample]]:
     rows = ManifestBuilder()
     kept: list[Sample] = []
-    limits = DecodeLimits(decode_max_side=cfg.resize_max_side)
+    limits = DecodeLimits(decode_max_side=cfg.resize_max_side, analysis_side=ANALYSIS_SIDE)
     for sample in batch:
         try:
             ext, data = image_part(sample)
@@ -218,13 +218,24 @@ def privacy_stage(batch: list[Sample], cfg: PrivacyConfig) -> StageResult[list[S
         except DecodeError as error:
             rows.rejected(sample.key, error.reason)
             continue
-        needs_resize = cfg.resize_max_side is not None and max(image.rgb.size) > cfg.resize_max_side
+        source_side = max(image.source_width, image.source_height)
+        needs_resize = cfg.resize_max_side is not None and source_side > cfg.resize_max_side
         stripped = _lossless(image, data, needs_resize)
         if stripped is not None:
             action, out_ext, stored = "stripped", "jpg" if image.source_format == "JPEG" else "png", stripped
-            size = image.rgb.size
+            size = (image.source_width, image.source_height)
         else:
-            out_ext, stored, size = _reencode(image, cfg)
+            target = min(source_side, cfg.resize_max_side or source_side)
+            if not image.full_resolution and max(image.rgb.size) < target:  # decoded small for analysis only
+                try:
+                    pixels = decode(data, DecodeLimits(max_pixels=image.source_width * image.source_height,
+                                                       decode_max_side=cfg.resize_max_side))  # fmt: skip
+                except DecodeError as error:
+                    rows.rejected(sample.key, error.reason)
+                    continue
+            else:
+                pixels = image
+            out_ext, stored, size = _reencode(pixels, cfg)
             action = "reencoded"
         parts = {name: value for name, value in sample.parts.items() if name != ext}
         parts[out_ext] = stored

@@ -29,16 +29,19 @@ class ValidateConfig:
     min_std: float = 4.0  # grey levels (0-255) over the analysis thumbnail
     min_entropy: float = 1.0  # bits of the 256-bin grey histogram
     decode_max_side: int | None = None  # JPEGs are DCT-scaled down to no less than this (set when storing resized)
+    analysis_side: int | None = 128  # JPEGs stored by a lossless strip: DCT-scaled to no less than this for analysis
 
     def __post_init__(self) -> None:
         if self.max_pixels <= 0 or self.min_side < 1 or self.max_aspect < 1:
             raise ValueError(f"invalid validate config {self}")
-        if self.decode_max_side is not None and self.decode_max_side < self.min_side:
-            raise ValueError("decode_max_side must be >= min_side")
+        for name in ("decode_max_side", "analysis_side"):
+            value = getattr(self, name)
+            if value is not None and value < max(self.min_side, 32):
+                raise ValueError(f"{name} must be >= min_side and >= 32 (or None for full resolution)")
 
     @property
     def limits(self) -> DecodeLimits:
-        return DecodeLimits(self.max_pixels, self.decode_max_side)
+        return DecodeLimits(self.max_pixels, self.decode_max_side, self.analysis_side)
 
 
 def grey_statistics(image: DecodedImage) -> tuple[float, float]:
@@ -72,7 +75,7 @@ def validate_stage(batch: list[Sample], cfg: ValidateConfig) -> StageResult[list
             if problem:
                 rows.rejected(sample.key, IMAGE_TOO_SMALL, detail=problem, **measures)
                 continue
-            image = decode(data, cfg.limits)
+            image = decode(data, cfg.limits, opened=header)
         except DecodeError as error:
             rows.rejected(sample.key, error.reason, detail=error.detail[:200], **measures)
             continue

@@ -106,7 +106,7 @@ def baseline(datas: list[bytes]) -> float:
 def passkit_stages(
     datas: list[bytes], resize: int | None = None, exact_key: str = "stored", batch: int = 32
 ) -> tuple[float, dict[str, int]]:
-    validate_cfg = ValidateConfig(decode_max_side=resize)
+    validate_cfg = ValidateConfig(decode_max_side=resize, analysis_side=None if exact_key == "pixels" else 128)
     privacy_cfg = PrivacyConfig(resize_max_side=resize)
     dedup_cfg = DedupConfig(exact_key=exact_key)
     actions: dict[str, int] = {}

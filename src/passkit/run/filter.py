@@ -69,6 +69,8 @@ def shard_stages(cfg: FilterConfig) -> list[StageSpec]:
     validate_cfg = cfg.validate
     if validate_cfg.decode_max_side is None and cfg.privacy.resize_max_side is not None:
         validate_cfg = replace(validate_cfg, decode_max_side=cfg.privacy.resize_max_side)
+    if cfg.dedup.exact_key == "pixels":  # the exact hash needs every pixel: decode once, in full
+        validate_cfg = replace(validate_cfg, analysis_side=None)
     return [
         ("validate", validate_stage, validate_cfg),
         ("privacy", privacy_stage, cfg.privacy),

@@ -6,6 +6,9 @@ real formats this build does not decode), ``image:too-small`` (short side below 
 ``max_aspect``), ``image:single-colour`` (grey-level standard deviation below ``min_std`` or histogram entropy below
 ``min_entropy`` bits: flat or near-empty images). Kept samples carry their decoded RGB pixels (orientation applied)
 to the next stages.
+
+Decoding reads all of an image's data, but a JPEG that privacy will store by a lossless strip only needs pixels for
+the statistics and the perceptual hash: it is DCT-scaled while decoding to no less than ``analysis_side``.
 """
 
 from __future__ import annotations

@@ -25,7 +25,6 @@ DESIGN_VERBS = [
 UNBUILT = [
     ["select", "pool.tsv"],
     ["download", "c.parquet", "--out", "d"],
-    ["filter", "d", "--out", "f"],
     ["detect", "x.jpg"],
     ["build", "c.toml"],
     ["review", "d"],

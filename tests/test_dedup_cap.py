@@ -70,7 +70,11 @@ def test_dedup_stage_on_real_photos(people_dev):
         w, h = image.size
         batch.append(Sample.build(f"crop-{i:02d}", jpg=_jpeg(image.crop((w // 50, h // 50, w - w // 50, h - h // 50)))))
         batch.append(Sample.build(f"small-{i:02d}", jpg=_jpeg(image.resize((w // 2, h // 2)), 60)))
-    result = dedup_stage(batch, DedupConfig())
+    # The filter's path: validate (DCT-scaled decode of losslessly stored JPEGs) -> privacy -> dedup.
+    validated = validate_stage(batch, ValidateConfig())
+    assert len(validated.kept) == len(batch)
+    stored = privacy_stage(validated.kept, PrivacyConfig()).kept
+    result = dedup_stage(stored, DedupConfig())
     result.check([s.key for s in batch])
     rows = {r["key"]: r for r in result.rows.to_pylist()}
     assert sorted(s.key for s in result.kept) == [f"orig-{i:02d}" for i in range(len(files))]  # most pixels kept

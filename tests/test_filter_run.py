@@ -19,6 +19,7 @@ from passkit.core.shards import ShardPaths, list_shards, verify_shard
 from passkit.core.tar import read_shard, write_shard
 from passkit.run.filter import IMAGE_MISSING, FilterConfig, run_filter, shard_stages
 from passkit.stages.cap import CapConfig
+from passkit.stages.dedup import DedupConfig
 
 CORPUS = bad_corpus()
 
@@ -134,7 +135,7 @@ def test_resume_and_rethreshold(download_dir: Path, tmp_path: Path):
     assert {p.name: p.read_bytes() for p in out.glob("*.tar")} == tars
     assert all(read_manifest(out / name).equals(table) for name, table in manifests.items())
     # Only the global pass reruns with new thresholds: no near-dedup now.
-    loose = run_filter(download_dir, out, FilterConfig(dedup=FilterConfig().dedup.__class__(near=False)))
+    loose = run_filter(download_dir, out, FilterConfig(dedup=DedupConfig(near=False)))
     assert loose.processed == 0 and _rows(out)["dup-c-near"]["status"] == KEPT
 
 
@@ -182,4 +183,34 @@ def test_cli_filter_prints_a_summary_that_adds_up(download_dir: Path, tmp_path: 
         for sample in read_shard(shard.tar):
             assert max(Image.open(io.BytesIO(sample.parts[sample.image_ext()])).size) <= 100
     bad = CliRunner().invoke(app, ["filter", str(download_dir), "--out", str(out), "--exclude-near", "/nonexistent"])
-    assert bad.exit_code == 2
+    assert bad.exit_code == 2 and "does not exist" in bad.output
+    empty = CliRunner().invoke(app, ["filter", str(tmp_path / "nothing"), "--out", str(out)])
+    assert empty.exit_code == 2 and "no shards" in empty.output
+
+
+def test_truncated_input_tar_is_recorded_not_fatal(tmp_path: Path):
+    root = tmp_path / "download"
+    samples = [Sample.build(f"s-{i:02d}", jpg=encode(photo(i), "JPEG"), json=_attribution(f"c{i}")) for i in range(6)]
+    shard = _write_input(root, 0, samples, [])
+    data = shard.tar.read_bytes()
+    shard.tar.write_bytes(data[: len(data) // 2])
+    summary = run_filter(root, tmp_path / "out", FilterConfig())
+    rows = _rows(tmp_path / "out")
+    assert summary.rows == 6 and summary.problems and not summary.failed
+    missing = [key for key, row in rows.items() if row["reason"] == IMAGE_MISSING]
+    assert 0 < len(missing) < 6 and all(rows[key]["status"] == "failed" for key in missing)
+    assert verify_shard(ShardPaths(tmp_path / "out", 0)).ok
+
+
+def test_exact_key_pixels_through_the_filter(tmp_path: Path):
+    root = tmp_path / "download"
+    image = photo(1, (160, 120))
+    samples = [
+        Sample.build("a-png", png=encode(image, "PNG", compress_level=9), json=_attribution("a")),
+        Sample.build("b-bmp", bmp=encode(image, "BMP"), json=_attribution("b")),
+    ]
+    _write_input(root, 0, samples, [])
+    cfg = FilterConfig(dedup=DedupConfig(exact_key="pixels"))
+    run_filter(root, tmp_path / "out", cfg)
+    rows = _rows(tmp_path / "out")
+    assert (rows["b-bmp"]["reason"], rows["b-bmp"]["dup_of"]) == (DEDUP_EXACT, "a-png")

@@ -85,7 +85,7 @@ def filter_(
         list[Path] | None,
         typer.Option(help="Evaluation set (image folder, shards, or parquet with phash) to remove near-copies of."),
     ] = None,
-    near_threshold: Annotated[int, typer.Option(help="pHash Hamming radius for near duplicates.")] = 10,
+    near_threshold: Annotated[int, typer.Option(help="pHash Hamming radius for near duplicates.")] = 8,
     max_per_creator: Annotated[int, typer.Option(help="Final per-creator cap (0: none).")] = 80,
     min_side: Annotated[int, typer.Option(help="Reject images whose short side is smaller.")] = 64,
     max_pixels: Annotated[int, typer.Option(help="Decompression-bomb limit in pixels.")] = 64_000_000,

@@ -374,6 +374,8 @@ def run_filter(
     staged_root = out / PER_SHARD_DIR
     summary = FilterSummary()
     inputs = list_shards(shards_dir, done_only=False)
+    if not inputs:
+        raise FileNotFoundError(f"no shards (NNNNN.tar + NNNNN.parquet) in {shards_dir}")
     summary.input_shards = len(inputs)
     summary.unfinished_inputs = [shard.name for shard in inputs if not shard.done]
     tasks = [

@@ -53,7 +53,7 @@ class DedupConfig:
     # cost of a full decode and a hash of every pixel).
     exact_key: str = "stored"
     near: bool = True
-    near_threshold: int = 10  # Hamming distance between 64-bit pHashes (different photos: >= 12 on people-dev)
+    near_threshold: int = 8  # Hamming distance between 64-bit pHashes (different photos: >= 12 on people-dev)
     eval_threshold: int | None = None  # default: near_threshold
 
     def __post_init__(self) -> None:
@@ -187,17 +187,18 @@ class HammingIndex:
 
     def _chunk(self, values: np.ndarray, index: int) -> np.ndarray:
         width = self.widths[index]
-        return ((values >> np.uint64(self.shifts[index])) & np.uint64((1 << width) - 1)).astype(np.int64)
+        return ((values >> np.uint64(self.shifts[index])) & np.uint64((1 << width) - 1)).astype(np.int32)
 
     def _candidates(self, queries: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         sub_radius = self.radius // len(self.widths)
+        index_type = np.int32 if len(self.hashes) < 2**31 - 1 else np.int64
         for index, width in enumerate(self.widths):
             chunk = self._chunk(self.hashes, index)
-            order = np.argsort(chunk, kind="stable")
-            offsets = np.zeros((1 << width) + 1, dtype=np.int64)
+            order = np.argsort(chunk, kind="stable").astype(index_type)
+            offsets = np.zeros((1 << width) + 1, dtype=index_type)
             np.cumsum(np.bincount(chunk, minlength=1 << width), out=offsets[1:])
             query_chunk = self._chunk(queries, index)
-            for mask in _masks(width, min(sub_radius, width)).astype(np.int64):
+            for mask in _masks(width, min(sub_radius, width)).astype(np.int32):
                 probe = query_chunk ^ mask
                 starts = offsets[probe]
                 counts = offsets[probe + 1] - starts
@@ -217,7 +218,7 @@ class HammingIndex:
             end = max(end, begin + 1)
             rows = nonzero[begin:end]
             sizes = counts[rows]
-            query_index = np.repeat(rows, sizes)
+            query_index = np.repeat(rows.astype(order.dtype), sizes)
             within = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
             yield query_index, order[np.repeat(starts[rows], sizes) + within]
             begin = end
@@ -239,8 +240,8 @@ class HammingIndex:
         if not found_q:
             empty = np.zeros(0, np.int64)
             return empty, empty, empty.astype(np.uint8)
-        q, i, d = np.concatenate(found_q), np.concatenate(found_i), np.concatenate(found_d)
-        pair = q * max(len(self.hashes), 1) + i
+        q, i, d = (np.concatenate(found).astype(np.int64) for found in (found_q, found_i, found_d))
+        pair = q.astype(np.int64) * max(len(self.hashes), 1) + i
         _, first = np.unique(pair, return_index=True)
         return q[first], i[first], d[first].astype(np.uint8)
 

@@ -94,6 +94,8 @@ def bad_corpus() -> list[BadFile]:
     mpo_like = encode(photo(4), "JPEG", quality=90) + encode(photo(5), "JPEG", exif=exif_bytes())
     bad_crc = bytearray(encode(photo(6), "PNG"))
     bad_crc[40] ^= 0xFF
+    mpo = io.BytesIO()
+    photo(20).save(mpo, "MPO", save_all=True, append_images=[photo(21)], exif=exif_bytes())
     heic = struct.pack(">I", 24) + b"ftypheic" + b"\x00\x00\x00\x00mif1heic" + b"\x00" * 64
     tiff_gps = encode(photo(8), "TIFF", exif=exif_bytes())
     return [
@@ -126,6 +128,7 @@ def bad_corpus() -> list[BadFile]:
         BadFile("webp-exif-gps", "webp", encode(photo(13), "WEBP", exif=exif_bytes()), ""),
         BadFile("tiff-exif-gps", "tif", tiff_gps, ""),
         BadFile("jpeg-trailing-mpo", "jpg", mpo_like, ""),
+        BadFile("mpo-two-pictures-gps", "jpg", mpo.getvalue(), ""),
         BadFile("avif", "jpg", encode(photo(14), "AVIF"), ""),
         BadFile("bmp-1-bit", "bmp", encode(photo(15).convert("1"), "BMP"), ""),
     ]

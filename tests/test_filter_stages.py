@@ -141,6 +141,8 @@ def test_privacy_leaves_no_metadata_in_any_stored_image():
     assert rows["bad-cmyk-jpeg"]["privacy"] == "reencoded" and rows["bad-cmyk-jpeg"]["format"] == "jpg"
     assert rows["bad-gif-animated"]["format"] == "png" and rows["bad-tiff-exif-gps"]["format"] == "png"
     assert rows["bad-png-exif-gps"]["privacy"] == "stripped"
+    mpo = rows["bad-mpo-two-pictures-gps"]
+    assert mpo["privacy"] == "stripped" and "gps" in mpo["metadata_removed"] and mpo["format"] == "jpg"
 
 
 def test_input_really_had_gps_so_the_privacy_test_can_fail():

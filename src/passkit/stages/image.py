@@ -39,6 +39,7 @@ _TRANSPOSE = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
+JPEG_FORMATS = ("JPEG", "MPO")  # MPO: a JPEG followed by more pictures (stereo, previews); the first is the photo
 ANALYSIS_SIDE = 128  # long side of the grey thumbnail used for statistics and perceptual hashing
 _SVG = re.compile(rb"<svg[\s>]|<!doctype svg", re.IGNORECASE)
 _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis")
@@ -238,9 +239,9 @@ def decode(data: bytes, limits: DecodeLimits, opened: Image.Image | None = None)
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             frames = int(getattr(image, "n_frames", 1))
-            if frames > 1:
+            if frames > 1 and source_format != "MPO":
                 image.seek(0)
-            if source_format == "JPEG":
+            if source_format in JPEG_FORMATS:
                 orientation = read_orientation(image)  # the EXIF segment is read with the header
                 fits = limits.decode_max_side is None or max(width, height) <= limits.decode_max_side
                 plain = source_mode in ("RGB", "L") and orientation == 1 and (icc is None or srgb is True)
@@ -251,7 +252,7 @@ def decode(data: bytes, limits: DecodeLimits, opened: Image.Image | None = None)
             raise DecodeError(IMAGE_BOMB, str(error)) from error
         except DECODE_ERRORS as error:
             raise DecodeError(IMAGE_CORRUPT, f"decode: {error}") from error
-    if source_format != "JPEG":
+    if source_format not in JPEG_FORMATS:
         orientation = read_orientation(image)  # PNG may hold its eXIf chunk after the pixels
     info = dict(image.info)
     rgb, notes = _normalise(image, icc, srgb)

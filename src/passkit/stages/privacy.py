@@ -33,6 +33,7 @@ from passkit.core.stage import StageResult
 from passkit.stages.image import (
     ANALYSIS_SIDE,
     EXIF_ERRORS,
+    JPEG_FORMATS,
     DecodedImage,
     DecodeError,
     DecodeLimits,
@@ -168,7 +169,7 @@ def _metadata_found(image: DecodedImage) -> list[str]:
 
 
 def _lossless(image: DecodedImage, data: bytes, needs_resize: bool) -> bytes | None:
-    if image.source_format == "JPEG":
+    if image.source_format in JPEG_FORMATS:
         return strip_jpeg(data) if image.lossless_jpeg and not needs_resize else None
     if needs_resize or image.orientation != 1 or image.frames > 1 or not image.full_resolution or image.notes:
         return None
@@ -222,7 +223,7 @@ def privacy_stage(batch: list[Sample], cfg: PrivacyConfig) -> StageResult[list[S
         needs_resize = cfg.resize_max_side is not None and source_side > cfg.resize_max_side
         stripped = _lossless(image, data, needs_resize)
         if stripped is not None:
-            action, out_ext, stored = "stripped", "jpg" if image.source_format == "JPEG" else "png", stripped
+            action, out_ext, stored = "stripped", "jpg" if image.source_format in JPEG_FORMATS else "png", stripped
             size = (image.source_width, image.source_height)
         else:
             target = min(source_side, cfg.resize_max_side or source_side)

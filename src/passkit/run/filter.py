@@ -26,6 +26,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from rich.console import Console
+from rich.progress import track
 
 from passkit.core.atomic import publish, temp_path_for
 from passkit.core.manifest import FAILED, KEPT, REJECTED, read_manifest, write_manifest
@@ -400,7 +402,7 @@ def run_filter(
         summary.problems += [f"{task.source.name}: {problem}" for problem in outcome.problems]
     done = [task for task in tasks if task.staged.done]
     decisions = global_decisions([task.staged for task in done], cfg, eval_set)
-    for task in done:
+    for task in track(done, description="dedup + cap", console=console or Console(stderr=True)):
         final = ShardPaths(out, task.source.index)
         apply_decisions(task.staged, final, decisions)
         input_keys = set(pq.read_table(task.source.manifest, columns=["key"]).column("key").to_pylist())

@@ -24,7 +24,6 @@ DESIGN_VERBS = [
 ]
 UNBUILT = [
     ["select", "pool.tsv"],
-    ["filter", "d", "--out", "f"],
     ["detect", "x.jpg"],
     ["build", "c.toml"],
     ["review", "d"],

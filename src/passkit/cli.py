@@ -143,9 +143,41 @@ def download(
 def filter_(
     shards: Annotated[Path, typer.Argument(help="Folder of downloaded shards.")],
     out: Annotated[Path, typer.Option(help="Folder for filtered shards.")],
+    workers: Annotated[int, typer.Option(help="Parallel shard workers.")] = 1,
+    resize: Annotated[int, typer.Option(help="Store images at this longer side (e.g. 500); 0 keeps the size.")] = 0,
+    keep_geo: Annotated[bool, typer.Option(help="Keep latitude/longitude in the attribution json.")] = False,
+    exclude_near: Annotated[
+        list[Path] | None,
+        typer.Option(help="Evaluation set (image folder, shards, or parquet with phash) to remove near-copies of."),
+    ] = None,
+    near_threshold: Annotated[int, typer.Option(help="pHash Hamming radius for near duplicates.")] = 8,
+    max_per_creator: Annotated[int, typer.Option(help="Final per-creator cap (0: none).")] = 80,
+    min_side: Annotated[int, typer.Option(help="Reject images whose short side is smaller.")] = 64,
+    max_pixels: Annotated[int, typer.Option(help="Decompression-bomb limit in pixels.")] = 64_000_000,
+    batch_size: Annotated[int, typer.Option(help="Images decoded at once per worker.")] = 32,
 ) -> None:
     """Validate, scrub privacy metadata, remove humans/PII/NSFW, dedup and cap."""
-    _not_built("filter", 5)
+    from passkit.run.filter import FilterConfig, print_summary, run_filter
+    from passkit.stages.cap import CapConfig
+    from passkit.stages.dedup import DedupConfig
+    from passkit.stages.privacy import PrivacyConfig
+    from passkit.stages.validate import ValidateConfig
+
+    try:
+        cfg = FilterConfig(
+            validate=ValidateConfig(max_pixels=max_pixels, min_side=min_side),
+            privacy=PrivacyConfig(resize_max_side=resize or None, keep_geo=keep_geo),
+            dedup=DedupConfig(near_threshold=near_threshold),
+            cap=CapConfig(max_per_creator=max_per_creator or None),
+            batch_size=batch_size,
+        )
+        summary = run_filter(shards, out, cfg, workers=workers, exclude_near=exclude_near or (), console=err_console)
+    except (ValueError, FileNotFoundError) as error:
+        err_console.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from error
+    print_summary(summary, shards, out, console)
+    if not summary.ok:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -1,0 +1,444 @@
+"""``passkit filter SHARDS --out DIR``: the per-shard stage chain, then the global dedup and cap pass.
+
+Pass 1 (per shard, parallel, resumable): every input shard ``NNNNN.tar`` + ``NNNNN.parquet`` from the download step
+goes through :func:`shard_stages` in batches; kept samples go to ``DIR/per-shard/NNNNN.tar`` and every candidate gets
+one row in ``DIR/per-shard/NNNNN.parquet``: input rows that were not kept are carried over unchanged, the others
+get the status/reason of the first stage that rejected them plus the measured columns of every stage that saw
+them. A shard is done iff that manifest exists.
+
+Pass 2 (global, always recomputed from the pass-1 manifests, so thresholds can change without decoding again):
+evaluation-set contamination, exact and near duplicates across all shards, then the per-creator cap. The final
+shards ``DIR/NNNNN.tar`` + ``DIR/NNNNN.parquet`` are the pass-1 shards with those decisions applied (a tar without
+removals is hard-linked, not copied).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from rich.console import Console
+from rich.progress import track
+
+from passkit.core.atomic import publish, temp_path_for
+from passkit.core.manifest import FAILED, KEPT, REJECTED, read_manifest, write_manifest
+from passkit.core.reasons import CAP_CREATOR, reason_stage
+from passkit.core.sample import IMAGE_EXTENSIONS, Sample
+from passkit.core.shards import ShardPaths, list_shards
+from passkit.core.stage import StageResult
+from passkit.core.tar import ShardError, ShardWriter, read_shard
+from passkit.run.local import run_shards
+from passkit.stages.cap import CapConfig, cap_table
+from passkit.stages.dedup import DedupConfig, dedup_decisions, dedup_measure_stage, hashes_from_hex, phash_hex
+from passkit.stages.image import DecodeError, DecodeLimits, ImageSample, decode
+from passkit.stages.privacy import PrivacyConfig, privacy_stage
+from passkit.stages.validate import ValidateConfig, validate_stage
+
+StageFunction = Callable[[list[Sample], Any], StageResult[list[Sample]]]
+StageSpec = tuple[str, StageFunction, Any]
+
+PER_SHARD_DIR = "per-shard"
+IMAGE_MISSING = "image:missing"  # the input manifest says kept, but the tar holds no such sample
+INPUT_STAGE = "input"
+GLOBAL_COLUMNS = ("key", "status", "exact_sha256", "phash", "creator", "pixels")
+
+
+@dataclass(frozen=True)
+class FilterConfig:
+    validate: ValidateConfig = field(default_factory=ValidateConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    cap: CapConfig = field(default_factory=CapConfig)
+    batch_size: int = 32  # samples decoded at once (memory: batch_size decoded images per worker)
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+
+
+def shard_stages(cfg: FilterConfig) -> list[StageSpec]:
+    """The per-shard chain, in order: (name, pure stage function, frozen config). A new stage plugs in with one
+    line, e.g. ``("humans", humans_stage, HumansConfig())`` after privacy; dedup's measurement stays last."""
+    validate_cfg = cfg.validate
+    if validate_cfg.decode_max_side is None and cfg.privacy.resize_max_side is not None:
+        validate_cfg = replace(validate_cfg, decode_max_side=cfg.privacy.resize_max_side)
+    if cfg.dedup.exact_key == "pixels":  # the exact hash needs every pixel: decode once, in full
+        validate_cfg = replace(validate_cfg, analysis_side=None)
+    return [
+        ("validate", validate_stage, validate_cfg),
+        ("privacy", privacy_stage, cfg.privacy),
+        ("dedup", dedup_measure_stage, cfg.dedup),
+    ]
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    source: ShardPaths
+    staged: ShardPaths
+    stages: tuple[StageSpec, ...]
+    batch_size: int
+
+
+@dataclass
+class ShardOutcome:
+    shard: str
+    rows: int
+    kept: int
+    problems: list[str] = field(default_factory=list)
+
+
+def _batches(samples: Iterator[Sample], size: int, problems: list[str]) -> Iterator[list[Sample]]:
+    batch: list[Sample] = []
+    try:
+        for sample in samples:
+            batch.append(sample)
+            if len(batch) >= size:
+                yield batch
+                batch = []
+    except ShardError as error:
+        problems.append(str(error))
+    if batch:
+        yield batch
+
+
+def _run_chain(batch: list[Sample], stages: Sequence[StageSpec], rows: dict[str, dict[str, Any]]) -> list[Sample]:
+    current = batch
+    for name, stage, cfg in stages:
+        if not current:
+            break
+        result = stage(current, cfg)
+        result.check([sample.key for sample in current], stage=name)
+        for row in result.rows.to_pylist():
+            merged = rows[row["key"]]
+            status, reason = row.pop("status"), row.pop("reason")
+            row.pop("key")
+            merged.update(row)
+            if status != KEPT:
+                merged.update(status=status, reason=reason, filter_stage=name)
+        current = result.kept
+    return current
+
+
+def _table(rows: list[dict[str, Any]], like: pa.Schema | None) -> pa.Table:
+    columns: dict[str, None] = dict.fromkeys(("key", "status", "reason"))
+    for row in rows:
+        columns.update(dict.fromkeys(row))
+    table = pa.Table.from_pylist([{name: row.get(name) for name in columns} for row in rows])
+    if like is None:
+        return table
+    for input_field in like:  # keep the input's column types where the values allow
+        if input_field.name in table.column_names and table.schema.field(input_field.name).type != input_field.type:
+            index = table.column_names.index(input_field.name)
+            with contextlib.suppress(pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+                table = table.set_column(index, input_field, table.column(index).cast(input_field.type))
+    return table
+
+
+def filter_shard(task: ShardTask) -> ShardOutcome:
+    """Pass 1 for one shard: run the stage chain, write kept samples and one row per candidate."""
+    source = read_manifest(task.source.manifest)
+    input_rows = {row["key"]: row for row in source.to_pylist()}
+    rows: dict[str, dict[str, Any]] = {key: dict(row) for key, row in input_rows.items() if row["status"] == KEPT}
+    problems: list[str] = []
+    seen: set[str] = set()
+    kept = 0
+
+    def candidates() -> Iterator[Sample]:
+        if not task.source.tar.exists():
+            if rows:
+                problems.append(f"{task.source.tar} missing")
+            return
+        for sample in read_shard(task.source.tar):
+            row = input_rows.get(sample.key)
+            if row is not None and row["status"] != KEPT:
+                continue  # rejected upstream: its row is carried over as it is
+            if row is None:
+                rows[sample.key] = {"key": sample.key, "status": KEPT, "reason": ""}
+            seen.add(sample.key)
+            yield ImageSample(sample.key, sample.parts)
+
+    with ShardWriter(task.staged.tar) as writer:
+        for batch in _batches(candidates(), task.batch_size, problems):
+            for sample in _run_chain(batch, task.stages, rows):
+                writer.write(Sample(sample.key, dict(sample.parts)))
+                kept += 1
+    for key, row in rows.items():
+        if key not in seen:
+            row.update(status=FAILED, reason=IMAGE_MISSING, filter_stage=INPUT_STAGE)
+    carried = [row for key, row in input_rows.items() if key not in rows]
+    table = _table(carried + list(rows.values()), source.schema)
+    write_manifest(task.staged.manifest, table, expected_keys=set(input_rows) | set(rows))
+    return ShardOutcome(task.source.name, table.num_rows, kept, problems)
+
+
+# ---- evaluation set -------------------------------------------------------------------------------------------
+
+IMAGE_SUFFIXES = {f".{ext}" for ext in IMAGE_EXTENSIONS} | {".avif", ".heic"}
+
+
+@dataclass
+class EvalSet:
+    ids: list[str] = field(default_factory=list)
+    hashes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
+    unreadable: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _eval_items(path: Path) -> Iterator[tuple[str, bytes | str]]:
+    """(id, image bytes) or (id, phash hex) for everything an evaluation-set path holds."""
+    if path.is_file() and path.suffix == ".parquet":
+        table = pq.read_table(path)
+        ids = table.column("key" if "key" in table.column_names else "id").to_pylist()
+        yield from zip((f"{path.name}:{i}" for i in ids), table.column("phash").to_pylist(), strict=True)
+    elif path.is_file() and path.suffix == ".tar":
+        for sample in read_shard(path, strict_keys=False):
+            ext = sample.image_ext()
+            if ext is not None:
+                yield f"{path.name}:{sample.key}", sample.parts[ext]
+    elif path.is_file():
+        yield str(path), path.read_bytes()
+    elif path.is_dir():
+        for child in sorted(path.rglob("*")):
+            if child.suffix == ".tar" or child.suffix.lower() in IMAGE_SUFFIXES:
+                yield from _eval_items(child)
+    else:
+        raise FileNotFoundError(f"evaluation set {path} does not exist")
+
+
+def load_eval_set(paths: Iterable[str | os.PathLike[str]], limits: DecodeLimits | None = None) -> EvalSet:
+    """pHashes of a user's evaluation set: image folders, shard tars, or a parquet with ``phash`` (+ key/id)."""
+    result = EvalSet()
+    hex_hashes: list[str] = []
+    for path in paths:
+        for item_id, payload in _eval_items(Path(path)):
+            if isinstance(payload, str):
+                hex_hashes.append(payload)
+                result.ids.append(item_id)
+                continue
+            try:
+                hex_hashes.append(phash_hex(decode(payload, limits or DecodeLimits())))
+            except DecodeError as error:
+                result.unreadable.append(f"{item_id}: {error}")
+                continue
+            result.ids.append(item_id)
+    result.hashes = hashes_from_hex(hex_hashes)
+    return result
+
+
+# ---- global pass ------------------------------------------------------------------------------------------------
+
+
+def _global_columns(manifest: Path) -> pa.Table:
+    names = pq.read_schema(manifest).names
+    table = pq.read_table(manifest, columns=[name for name in GLOBAL_COLUMNS if name in names])
+    for name in GLOBAL_COLUMNS:
+        if name not in table.column_names:
+            kind = pa.int64() if name == "pixels" else pa.string()
+            table = table.append_column(name, pa.nulls(table.num_rows, kind))
+    return table.filter(pc.equal(table.column("status"), KEPT)).select(list(GLOBAL_COLUMNS))
+
+
+@dataclass(frozen=True)
+class GlobalDecision:
+    stage: str
+    reason: str
+    dup_of: str = ""
+    distance: int | None = None
+
+
+def global_decisions(
+    staged: Sequence[ShardPaths], cfg: FilterConfig, eval_set: EvalSet | None
+) -> dict[str, GlobalDecision]:
+    """Dedup (eval-set, exact, near) and then cap over the kept rows of every pass-1 shard."""
+    tables = [_global_columns(shard.manifest) for shard in staged]
+    if not tables:
+        return {}
+    table = pa.concat_tables(tables)
+    measured = table.filter(pc.invert(pc.is_null(table.column("phash"))))
+    decisions: dict[str, GlobalDecision] = {}
+    dedup = dedup_decisions(
+        measured,
+        cfg.dedup,
+        eval_set.hashes if eval_set is not None else None,
+        eval_set.ids if eval_set is not None else (),
+    )
+    for key, decision in dedup.items():
+        decisions[key] = GlobalDecision("dedup", decision.reason, decision.dup_of, decision.distance)
+    survivors = table.filter(pc.invert(pc.is_in(table.column("key"), pa.array(list(decisions), pa.string()))))
+    for key in cap_table(survivors, cfg.cap):
+        decisions[key] = GlobalDecision("cap", CAP_CREATOR)
+    return decisions
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    temp = temp_path_for(target)
+    try:
+        os.link(source, temp)
+    except OSError:
+        shutil.copyfile(source, temp)
+    publish(temp, target)
+
+
+def apply_decisions(staged: ShardPaths, final: ShardPaths, decisions: dict[str, GlobalDecision]) -> None:
+    table = read_manifest(staged.manifest)
+    keys = table.column("key").to_pylist()
+    removed = {key for key in keys if key in decisions}
+    rows = table.to_pylist()
+    for row in rows:
+        row.setdefault("dup_of", None)
+        row.setdefault("dup_distance", None)
+        decision = decisions.get(row["key"])
+        if decision is not None and row["status"] == KEPT:
+            row.update(
+                status=REJECTED,
+                reason=decision.reason,
+                filter_stage=decision.stage,
+                dup_of=decision.dup_of,
+                dup_distance=decision.distance,
+            )
+    if removed:
+        with ShardWriter(final.tar) as writer:
+            for sample in read_shard(staged.tar):
+                if sample.key not in removed:
+                    writer.write(sample)
+    else:
+        _link_or_copy(staged.tar, final.tar)
+    write_manifest(final.manifest, _table(rows, table.schema), expected_keys=keys)
+
+
+# ---- the whole run ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FilterSummary:
+    input_shards: int = 0
+    unfinished_inputs: list[str] = field(default_factory=list)
+    processed: int = 0
+    resumed: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)  # (stage, status/reason) -> rows
+    input_rows: int = 0  # rows of the input manifests
+    unlisted_samples: int = 0  # samples found in input tars without an input manifest row (they get a row too)
+    eval_images: int = 0
+    eval_unreadable: list[str] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def kept(self) -> int:
+        return sum(count for (_, label), count in self.counts.items() if label == KEPT)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and self.rows == self.input_rows + self.unlisted_samples
+
+
+def _count(summary: FilterSummary, manifest: Path) -> None:
+    table = pq.read_table(manifest)
+    stages = (
+        table.column("filter_stage").to_pylist() if "filter_stage" in table.column_names else [None] * table.num_rows
+    )
+    for status, reason, stage in zip(
+        table.column("status").to_pylist(), table.column("reason").to_pylist(), stages, strict=True
+    ):
+        label = KEPT if status == KEPT else reason
+        where = "kept" if status == KEPT else (stage or f"{INPUT_STAGE} ({reason_stage(reason)})")
+        summary.counts[(where, label)] = summary.counts.get((where, label), 0) + 1
+
+
+def run_filter(
+    shards_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    cfg: FilterConfig | None = None,
+    *,
+    workers: int = 1,
+    exclude_near: Sequence[str | os.PathLike[str]] = (),
+    stages: Sequence[StageSpec] | None = None,
+    console: Any = None,
+) -> FilterSummary:
+    cfg = cfg or FilterConfig()
+    chain = tuple(stages if stages is not None else shard_stages(cfg))
+    out = Path(out_dir)
+    staged_root = out / PER_SHARD_DIR
+    summary = FilterSummary()
+    inputs = list_shards(shards_dir, done_only=False)
+    if not inputs:
+        raise FileNotFoundError(f"no shards (NNNNN.tar + NNNNN.parquet) in {shards_dir}")
+    summary.input_shards = len(inputs)
+    summary.unfinished_inputs = [shard.name for shard in inputs if not shard.done]
+    tasks = [
+        ShardTask(shard, ShardPaths(staged_root, shard.index), chain, cfg.batch_size) for shard in inputs if shard.done
+    ]
+    eval_set = load_eval_set(exclude_near, cfg.validate.limits) if exclude_near else None
+    if eval_set is not None:
+        summary.eval_images = len(eval_set)
+        summary.eval_unreadable = eval_set.unreadable
+    report = run_shards(
+        tasks,
+        filter_shard,
+        workers=workers,
+        description="filter shards",
+        is_done=lambda task: task.staged.done,
+        console=console,
+    )
+    summary.processed = len(report.results)
+    summary.resumed = len(report.skipped)
+    summary.failed = [(task.source.name, error) for task, error in report.failed]
+    for task, outcome in report.results:
+        summary.problems += [f"{task.source.name}: {problem}" for problem in outcome.problems]
+    done = [task for task in tasks if task.staged.done]
+    decisions = global_decisions([task.staged for task in done], cfg, eval_set)
+    for task in track(done, description="dedup + cap", console=console or Console(stderr=True)):
+        final = ShardPaths(out, task.source.index)
+        apply_decisions(task.staged, final, decisions)
+        input_keys = set(pq.read_table(task.source.manifest, columns=["key"]).column("key").to_pylist())
+        final_keys = set(pq.read_table(final.manifest, columns=["key"]).column("key").to_pylist())
+        summary.input_rows += len(input_keys)
+        summary.unlisted_samples += len(final_keys - input_keys)
+        _count(summary, final.manifest)
+    return summary
+
+
+def print_summary(summary: FilterSummary, shards_dir: Path, out_dir: Path, console: Any) -> None:
+    """One screen: rows per stage and reason (they add up to the candidates), shards, problems."""
+    from rich.table import Table
+
+    table = Table(title=f"passkit filter {shards_dir} -> {out_dir}")
+    for column, justify in (("stage", "left"), ("status / reason", "left"), ("rows", "right")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    order = {"input": 0, "validate": 1, "privacy": 2, "dedup": 8, "cap": 9, "kept": 10}
+    for (stage, label), count in sorted(
+        summary.counts.items(), key=lambda item: (order.get(item[0][0].split(" ")[0], 5), item[0][0], -item[1])
+    ):
+        table.add_row(stage, label, f"{count:,}")
+    table.add_row("[bold]total[/]", "", f"[bold]{summary.rows:,}[/]")
+    console.print(table)
+    added = f" + {summary.unlisted_samples:,} samples without an input row" if summary.unlisted_samples else ""
+    verdict = "[green]add up[/]" if summary.rows == summary.input_rows + summary.unlisted_samples else "[red]DIFFER[/]"
+    console.print(f"candidates: {summary.input_rows:,} input manifest rows{added}; output rows {verdict}")
+    console.print(
+        f"shards: {summary.input_shards} input, {summary.processed} filtered, {summary.resumed} resumed, "
+        f"{len(summary.failed)} failed, {len(summary.unfinished_inputs)} unfinished inputs skipped"
+    )
+    if summary.eval_images or summary.eval_unreadable:
+        unreadable = len(summary.eval_unreadable)
+        console.print(f"evaluation set: {summary.eval_images:,} images hashed, {unreadable} unreadable")
+    for name, error in summary.failed[:10]:
+        console.print(f"[red]shard {name} failed (rerun to retry): {error}[/]")
+    for problem in summary.problems[:10]:
+        console.print(f"[yellow]{problem}[/]")
+    console.print(f"kept: [bold]{summary.kept:,}[/] images in {out_dir}; check with `passkit verify {out_dir}`")

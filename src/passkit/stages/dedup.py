@@ -1,0 +1,372 @@
+"""dedup: exact duplicates (sha256 of the canonical stored bytes or of the decoded pixels), near duplicates (64-bit
+DCT perceptual hash within a Hamming radius) and evaluation-set contamination.
+
+Dedup must see every shard of a run, so it has two passes that stay pure:
+
+1. :func:`dedup_measure_stage`, per shard: records ``exact_sha256`` (see ``DedupConfig.exact_key``), ``phash``
+   (16 hex digits), ``pixels`` and ``creator`` in the manifest; it rejects nothing.
+2. :func:`dedup_decisions`, once per run, over the collected columns of all kept rows: ``dedup:eval-set`` for rows
+   within ``eval_threshold`` of an evaluation-set hash, then ``dedup:exact`` for all but one row per pixel hash,
+   then ``dedup:near`` greedily: rows in priority order (more pixels first, then key) are kept unless an already
+   kept row lies within ``near_threshold``.
+
+Near pairs come from :class:`HammingIndex`, a multi-index hash in numpy: the 64 bits are split into ``m`` chunks,
+and two hashes within radius ``t`` agree to within ``t // m`` bits on at least one chunk (pigeonhole). Each chunk
+is a counting-sort table; queries probe it with every flip mask of weight <= ``t // m`` and the candidates are
+checked with a vectorised popcount. ``m`` is chosen from the sizes to minimise probes plus candidates. No Python
+loop runs over pairs of images; the only Python loop runs over images that have a near neighbour.
+
+:func:`dedup_stage` runs both passes on one batch (the same decisions, when a batch is the whole dataset).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from PIL import Image
+
+from passkit.core.manifest import KEPT, ManifestBuilder
+from passkit.core.reasons import DEDUP_EVAL_SET, DEDUP_EXACT, DEDUP_NEAR
+from passkit.core.sample import Sample
+from passkit.core.stage import StageResult
+from passkit.stages.image import DecodedImage, DecodeError, DecodeLimits, decode, decoded, image_part
+
+PHASH_SIZE = 32
+PHASH_BITS = 8  # the top-left 8x8 DCT coefficients -> 64 bits
+_MAX_CHUNK_BITS = 22  # counting tables of at most 2**22 entries (32 MiB)
+_PAIR_BLOCK = 1 << 22  # candidate pairs checked per numpy block
+
+
+@dataclass(frozen=True)
+class DedupConfig:
+    exact: bool = True
+    # What "exact duplicate" compares: "stored" = sha256 of the stored image bytes (canonical after privacy: a
+    # metadata-free copy of the coded JPEG data, or a deterministic encoding of the decoded pixels); "pixels" =
+    # sha256 of the full-resolution decoded pixels (also matches byte-different codings of the same pixels, at the
+    # cost of a full decode and a hash of every pixel).
+    exact_key: str = "stored"
+    near: bool = True
+    near_threshold: int = 8  # Hamming distance between 64-bit pHashes (different photos: >= 12 on people-dev)
+    eval_threshold: int | None = None  # default: near_threshold
+
+    def __post_init__(self) -> None:
+        if self.exact_key not in ("stored", "pixels"):
+            raise ValueError(f"exact_key must be 'stored' or 'pixels', got {self.exact_key!r}")
+        if not 0 <= self.near_threshold <= 32:
+            raise ValueError("near_threshold must be in 0..32 bits")
+        if self.eval_threshold is not None and not 0 <= self.eval_threshold <= 32:
+            raise ValueError("eval_threshold must be in 0..32 bits")
+
+    @property
+    def eval_radius(self) -> int:
+        return self.near_threshold if self.eval_threshold is None else self.eval_threshold
+
+
+def _dct_matrix(size: int) -> np.ndarray:
+    k = np.arange(size)[:, None]
+    n = np.arange(size)[None, :]
+    matrix = np.cos(np.pi * (2 * n + 1) * k / (2 * size)) * math.sqrt(2 / size)
+    matrix[0] /= math.sqrt(2)
+    return matrix
+
+
+_DCT = _dct_matrix(PHASH_SIZE)
+
+
+def phash_of(grey: Image.Image) -> int:
+    """64-bit pHash: 32x32 grey (Lanczos), 2-D DCT-II, top-left 8x8 against its median (DC excluded from it)."""
+    small = np.asarray(grey.convert("L").resize((PHASH_SIZE, PHASH_SIZE), Image.Resampling.LANCZOS), np.float64)
+    low = (_DCT @ small @ _DCT.T)[:PHASH_BITS, :PHASH_BITS].ravel()
+    bits = low > np.median(low[1:])
+    return int.from_bytes(np.packbits(bits).tobytes(), "big")
+
+
+def phash_hex(image: DecodedImage) -> str:
+    return f"{phash_of(image.grey):016x}"
+
+
+def hashes_from_hex(values: Sequence[str]) -> np.ndarray:
+    """16-hex-digit strings -> uint64 array."""
+    if not values:
+        return np.zeros(0, np.uint64)
+    return np.frombuffer(bytes.fromhex("".join(values)), dtype=">u8").astype(np.uint64)
+
+
+def creator_of(sample: Sample) -> str:
+    """The photographer the cap counts: a creator id where the json has one, else the creator name (casefolded)."""
+    if "json" not in sample.parts:
+        return ""
+    try:
+        record = sample.json()
+    except ValueError:
+        return ""
+    if not isinstance(record, dict):
+        return ""
+    for name in ("creator_id", "owner", "user_id", "creator"):
+        value = record.get(name)
+        if value not in (None, ""):
+            return " ".join(str(value).split()).casefold()
+    return ""
+
+
+def _pixels(image: DecodedImage) -> int:
+    return image.source_width * image.source_height
+
+
+def dedup_measure_stage(batch: list[Sample], cfg: DedupConfig) -> StageResult[list[Sample]]:
+    """Per-shard pass: measure what the global decision needs; rejects only what cannot be decoded."""
+    rows = ManifestBuilder()
+    kept: list[Sample] = []
+    for sample in batch:
+        try:
+            _, data = image_part(sample)
+            image = decoded(sample)
+            if cfg.exact_key == "pixels":
+                full = image if image.full_resolution else decode(data, DecodeLimits(max_pixels=_pixels(image)))
+                exact = full.pixel_sha256
+            else:
+                exact = hashlib.sha256(data).hexdigest()
+        except DecodeError as error:
+            rows.rejected(sample.key, error.reason)
+            continue
+        rows.kept(
+            sample.key,
+            exact_sha256=exact,
+            phash=phash_hex(image),
+            creator=creator_of(sample),
+            pixels=_pixels(image),
+        )
+        kept.append(sample)
+    return StageResult(kept, rows.to_table())
+
+
+def _popcount(values: np.ndarray) -> np.ndarray:
+    return np.bitwise_count(values)
+
+
+def _masks(width: int, radius: int) -> np.ndarray:
+    masks = [0]
+    for weight in range(1, radius + 1):
+        for bits in combinations(range(width), weight):
+            masks.append(sum(1 << bit for bit in bits))
+    return np.array(masks, dtype=np.uint64)
+
+
+def _layout(radius: int, n_index: int, n_query: int) -> list[int]:
+    """Chunk widths (summing to 64) that minimise probes + expected candidates for this radius and size."""
+    best: tuple[float, list[int]] | None = None
+    for chunks in range(math.ceil(64 / _MAX_CHUNK_BITS), 65):
+        widths = [64 // chunks + (1 if i < 64 % chunks else 0) for i in range(chunks)]
+        sub_radius = radius // chunks
+        cost = 0.0
+        for width in widths:
+            variants = sum(math.comb(width, i) for i in range(min(sub_radius, width) + 1))
+            cost += variants * n_query * (1.0 + n_index / 2.0**width) + 2.0**width
+        if best is None or cost < best[0]:
+            best = (cost, widths)
+    assert best is not None
+    return best[1]
+
+
+class HammingIndex:
+    """Multi-index hashing over uint64 hashes: all (query, item) pairs within a Hamming radius, vectorised."""
+
+    def __init__(self, hashes: np.ndarray, radius: int, expected_queries: int | None = None) -> None:
+        self.hashes = np.ascontiguousarray(hashes, dtype=np.uint64)
+        self.radius = radius
+        queries = len(self.hashes) if expected_queries is None else expected_queries
+        self.widths = _layout(radius, len(self.hashes), max(queries, 1))
+        self.shifts = np.cumsum([0, *self.widths[:-1]]).tolist()
+
+    def _chunk(self, values: np.ndarray, index: int) -> np.ndarray:
+        width = self.widths[index]
+        return ((values >> np.uint64(self.shifts[index])) & np.uint64((1 << width) - 1)).astype(np.int32)
+
+    def _candidates(self, queries: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        sub_radius = self.radius // len(self.widths)
+        index_type = np.int32 if len(self.hashes) < 2**31 - 1 else np.int64
+        for index, width in enumerate(self.widths):
+            chunk = self._chunk(self.hashes, index)
+            order = np.argsort(chunk, kind="stable").astype(index_type)
+            offsets = np.zeros((1 << width) + 1, dtype=index_type)
+            np.cumsum(np.bincount(chunk, minlength=1 << width), out=offsets[1:])
+            query_chunk = self._chunk(queries, index)
+            for mask in _masks(width, min(sub_radius, width)).astype(np.int32):
+                probe = query_chunk ^ mask
+                starts = offsets[probe]
+                counts = offsets[probe + 1] - starts
+                yield from self._expand(starts, counts, order)
+
+    @staticmethod
+    def _expand(starts: np.ndarray, counts: np.ndarray, order: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(query index, item index) for every item in every probed bucket, in blocks of bounded size."""
+        nonzero = np.flatnonzero(counts)
+        if nonzero.size == 0:
+            return
+        cumulative = np.cumsum(counts[nonzero])
+        begin = 0
+        while begin < nonzero.size:
+            base = cumulative[begin - 1] if begin else 0
+            end = int(np.searchsorted(cumulative, base + _PAIR_BLOCK, side="right"))
+            end = max(end, begin + 1)
+            rows = nonzero[begin:end]
+            sizes = counts[rows]
+            query_index = np.repeat(rows.astype(order.dtype), sizes)
+            within = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+            yield query_index, order[np.repeat(starts[rows], sizes) + within]
+            begin = end
+
+    def search(self, queries: np.ndarray, exclude_self: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Unique pairs (query i, item j, distance) with distance <= radius; with ``exclude_self`` (queries are the
+        indexed hashes) only pairs i < j."""
+        queries = np.ascontiguousarray(queries, dtype=np.uint64)
+        found_q, found_i, found_d = [], [], []
+        for query_index, item_index in self._candidates(queries):
+            if exclude_self:
+                keep = query_index < item_index
+                query_index, item_index = query_index[keep], item_index[keep]
+            distance = _popcount(queries[query_index] ^ self.hashes[item_index])
+            close = distance <= self.radius
+            found_q.append(query_index[close])
+            found_i.append(item_index[close])
+            found_d.append(distance[close])
+        if not found_q:
+            empty = np.zeros(0, np.int64)
+            return empty, empty, empty.astype(np.uint8)
+        q, i, d = (np.concatenate(found).astype(np.int64) for found in (found_q, found_i, found_d))
+        pair = q.astype(np.int64) * max(len(self.hashes), 1) + i
+        _, first = np.unique(pair, return_index=True)
+        return q[first], i[first], d[first].astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class Decision:
+    reason: str
+    dup_of: str  # the kept key (or the evaluation item) it duplicates
+    distance: int
+
+
+def _priority_order(keys: list[str], pixels: np.ndarray) -> np.ndarray:
+    """Indices in keep-first order: more pixels first, then key."""
+    return np.lexsort((np.array(keys, dtype=object).astype(str), -pixels.astype(np.int64)))
+
+
+def dedup_decisions(
+    table: pa.Table,
+    cfg: DedupConfig,
+    eval_hashes: np.ndarray | None = None,
+    eval_ids: Sequence[str] = (),
+) -> dict[str, Decision]:
+    """Global pass over rows with ``key, exact_sha256, phash`` (+ optional ``pixels``): key -> rejection."""
+    keys: list[str] = table.column("key").to_pylist()
+    if not keys:
+        return {}
+    pixels = (
+        np.array(table.column("pixels").fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+        if "pixels" in table.column_names
+        else np.zeros(len(keys), np.int64)
+    )
+    hashes = hashes_from_hex(table.column("phash").to_pylist())
+    decisions: dict[str, Decision] = {}
+    alive = np.ones(len(keys), dtype=bool)
+
+    if eval_hashes is not None and len(eval_hashes):
+        index = HammingIndex(eval_hashes, cfg.eval_radius, expected_queries=len(keys))
+        query, item, distance = index.search(hashes)
+        best: dict[int, tuple[int, int]] = {}
+        for q, i, d in zip(query.tolist(), item.tolist(), distance.tolist(), strict=True):
+            if q not in best or (d, i) < best[q]:
+                best[q] = (d, i)
+        for q, (d, i) in best.items():
+            decisions[keys[q]] = Decision(DEDUP_EVAL_SET, str(eval_ids[i]) if eval_ids else f"eval-{i}", d)
+            alive[q] = False
+
+    order = _priority_order(keys, pixels)
+    if cfg.exact:
+        first_of: dict[str, int] = {}
+        shas = table.column("exact_sha256").to_pylist()
+        for position in order.tolist():
+            if not alive[position]:
+                continue
+            sha = shas[position]
+            if sha in first_of:
+                decisions[keys[position]] = Decision(DEDUP_EXACT, keys[first_of[sha]], 0)
+                alive[position] = False
+            else:
+                first_of[sha] = position
+
+    if cfg.near:
+        survivors = np.flatnonzero(alive)
+        decisions.update(_near_decisions(keys, hashes, survivors, order, cfg.near_threshold))
+    return decisions
+
+
+def _near_decisions(
+    keys: list[str], hashes: np.ndarray, survivors: np.ndarray, order: np.ndarray, radius: int
+) -> dict[str, Decision]:
+    """Greedy in priority order: a row is dropped iff a row kept before it lies within ``radius``."""
+    if survivors.size < 2:
+        return {}
+    unique, group = np.unique(hashes[survivors], return_inverse=True)
+    index = HammingIndex(unique, radius)
+    left, right, distance = index.search(unique, exclude_self=True)
+    group_size = np.bincount(group, minlength=len(unique))
+    involved_groups = np.zeros(len(unique), dtype=bool)
+    involved_groups[left] = involved_groups[right] = True
+    involved_groups |= group_size > 1
+    if not involved_groups.any():
+        return {}
+    neighbours: dict[int, list[tuple[int, int]]] = {}
+    for a, b, d in zip(left.tolist(), right.tolist(), distance.tolist(), strict=True):
+        neighbours.setdefault(a, []).append((d, b))
+        neighbours.setdefault(b, []).append((d, a))
+    rank = np.empty(len(keys), dtype=np.int64)
+    rank[order] = np.arange(len(keys))
+    group_of = dict(zip(survivors.tolist(), group.tolist(), strict=True))
+    kept_in_group: dict[int, int] = {}
+    decisions: dict[str, Decision] = {}
+    for position in sorted((int(p) for p in survivors if involved_groups[group_of[int(p)]]), key=lambda p: rank[p]):
+        g = group_of[position]
+        if g in kept_in_group:
+            decisions[keys[position]] = Decision(DEDUP_NEAR, keys[kept_in_group[g]], 0)
+            continue
+        kept_neighbours = [(d, kept_in_group[other]) for d, other in neighbours.get(g, ()) if other in kept_in_group]
+        nearest = min(((d, rank[p], p) for d, p in kept_neighbours), default=None)
+        if nearest is None:
+            kept_in_group[g] = position
+        else:
+            decisions[keys[position]] = Decision(DEDUP_NEAR, keys[nearest[2]], int(nearest[0]))
+    return decisions
+
+
+def dedup_stage(
+    batch: list[Sample], cfg: DedupConfig, eval_hashes: np.ndarray | None = None, eval_ids: Sequence[str] = ()
+) -> StageResult[list[Sample]]:
+    """Measure and decide within one batch (the global pass when the batch is the whole dataset)."""
+    measured = dedup_measure_stage(batch, cfg)
+    rows = measured.rows
+    kept_rows = rows.filter(pc.equal(rows.column("status"), KEPT))
+    decisions = dedup_decisions(kept_rows, cfg, eval_hashes, eval_ids)
+    builder = ManifestBuilder()
+    for row in rows.to_pylist():
+        key, status, reason = row.pop("key"), row.pop("status"), row.pop("reason")
+        decision = decisions.get(key)
+        if status != KEPT:
+            builder.add(key, status, reason, **row)
+        elif decision is not None:
+            builder.rejected(key, decision.reason, dup_of=decision.dup_of, dup_distance=decision.distance, **row)
+        else:
+            builder.kept(key, dup_of="", dup_distance=None, **row)
+    kept = [sample for sample in measured.kept if sample.key not in decisions]
+    return StageResult(kept, builder.to_table())
+
+
+def eval_phashes(images: Sequence[DecodedImage]) -> np.ndarray:
+    return hashes_from_hex([phash_hex(image) for image in images])

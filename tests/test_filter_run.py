@@ -214,3 +214,15 @@ def test_exact_key_pixels_through_the_filter(tmp_path: Path):
     run_filter(root, tmp_path / "out", cfg)
     rows = _rows(tmp_path / "out")
     assert (rows["b-bmp"]["reason"], rows["b-bmp"]["dup_of"]) == (DEDUP_EXACT, "a-png")
+
+
+def test_retry_rounds_of_the_download_count_once(download_dir: Path, tmp_path: Path):
+    # A later download round (--retry-failed) fetched "gone-timeout" into a new shard: its row there is current.
+    retried = Sample.build("gone-timeout", jpg=encode(photo(600), "JPEG"), json=_attribution("r"))
+    _write_input(download_dir, 3, [retried], [])
+    out = tmp_path / "filtered"
+    summary = run_filter(download_dir, out, FilterConfig())
+    rows = _rows(out)  # asserts one row per key across all output manifests
+    assert rows["gone-timeout"]["status"] == KEPT
+    assert summary.rows == len(rows) == summary.input_rows + 1  # + the unlisted sample
+    assert "gone-timeout" in {s.key for s in read_shard(ShardPaths(out, 3).tar)}

@@ -154,3 +154,14 @@ def test_stage_result_accounting():
     assert result.counts()["kept"] == 1
     with pytest.raises(ManifestError, match="without a row"):
         result.check(["pool-a", "pool-b", "pool-c", "pool-z"], stage="select")
+
+
+def test_superseded_keys_of_retry_rounds(tmp_path):
+    from passkit.core.shards import superseded_keys
+
+    for index, keys in ((0, ["a", "b", "c"]), (1, ["d"]), (2, ["b", "d"]), (3, ["b"])):
+        write_manifest(ShardPaths(tmp_path, index).manifest, [{"key": k, "status": "kept", "reason": ""} for k in keys])
+    shards = list_shards(tmp_path)
+    assert superseded_keys(shards) == {0: frozenset({"b"}), 1: frozenset({"d"}), 2: frozenset({"b"})}
+    assert superseded_keys(shards[:2]) == {}
+    assert superseded_keys([]) == {}

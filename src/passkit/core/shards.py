@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from passkit.core.manifest import KEPT, ManifestError, read_manifest, status_counts
 from passkit.core.tar import ShardError, read_shard
@@ -124,3 +126,30 @@ def verify_shard(shard: ShardPaths) -> ShardReport:
 def verify_folder(root: str | os.PathLike[str], prefix: str = "") -> Iterator[ShardReport]:
     for shard in list_shards(root, prefix):
         yield verify_shard(shard)
+
+
+def superseded_keys(shards: list[ShardPaths]) -> dict[int, frozenset[str]]:
+    """Keys whose row in a shard is superseded by a row in a later shard of the same folder.
+
+    A retry round (``passkit download --retry-failed``) writes new shards for keys that failed before and leaves
+    the finished shards untouched, so a key may have rows in several shards: its row in the highest shard index is
+    the current one. Returns, per shard index, the keys whose row there is out of date (only shards that have any).
+    """
+    tables = [
+        pq.read_table(shard.manifest, columns=["key"]).append_column(
+            "shard", pa.array([shard.index] * pq.read_metadata(shard.manifest).num_rows, pa.int64())
+        )
+        for shard in shards
+    ]
+    if not tables:
+        return {}
+    rows = pa.concat_tables(tables)
+    latest = rows.group_by("key").aggregate([("shard", "max")])
+    if latest.num_rows == rows.num_rows:
+        return {}
+    joined = rows.join(latest, keys="key")
+    stale = joined.filter(pc.less(joined["shard"], joined["shard_max"]))
+    result: dict[int, set[str]] = {}
+    for key, index in zip(stale["key"].to_pylist(), stale["shard"].to_pylist(), strict=True):
+        result.setdefault(index, set()).add(key)
+    return {index: frozenset(keys) for index, keys in result.items()}

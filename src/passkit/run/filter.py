@@ -33,7 +33,7 @@ from passkit.core.atomic import publish, temp_path_for
 from passkit.core.manifest import FAILED, KEPT, REJECTED, read_manifest, write_manifest
 from passkit.core.reasons import CAP_CREATOR, reason_stage
 from passkit.core.sample import IMAGE_EXTENSIONS, Sample
-from passkit.core.shards import ShardPaths, list_shards
+from passkit.core.shards import ShardPaths, list_shards, superseded_keys
 from passkit.core.stage import StageResult
 from passkit.core.tar import ShardError, ShardWriter, read_shard
 from passkit.run.local import run_shards
@@ -86,6 +86,7 @@ class ShardTask:
     staged: ShardPaths
     stages: tuple[StageSpec, ...]
     batch_size: int
+    superseded: frozenset[str] = frozenset()  # keys whose current row is in a later input shard (retry rounds)
 
 
 @dataclass
@@ -146,7 +147,7 @@ def _table(rows: list[dict[str, Any]], like: pa.Schema | None) -> pa.Table:
 def filter_shard(task: ShardTask) -> ShardOutcome:
     """Pass 1 for one shard: run the stage chain, write kept samples and one row per candidate."""
     source = read_manifest(task.source.manifest)
-    input_rows = {row["key"]: row for row in source.to_pylist()}
+    input_rows = {row["key"]: row for row in source.to_pylist() if row["key"] not in task.superseded}
     rows: dict[str, dict[str, Any]] = {key: dict(row) for key, row in input_rows.items() if row["status"] == KEPT}
     problems: list[str] = []
     seen: set[str] = set()
@@ -159,7 +160,7 @@ def filter_shard(task: ShardTask) -> ShardOutcome:
             return
         for sample in read_shard(task.source.tar):
             row = input_rows.get(sample.key)
-            if row is not None and row["status"] != KEPT:
+            if sample.key in task.superseded or (row is not None and row["status"] != KEPT):
                 continue  # rejected upstream: its row is carried over as it is
             if row is None:
                 rows[sample.key] = {"key": sample.key, "status": KEPT, "reason": ""}
@@ -380,8 +381,13 @@ def run_filter(
         raise FileNotFoundError(f"no shards (NNNNN.tar + NNNNN.parquet) in {shards_dir}")
     summary.input_shards = len(inputs)
     summary.unfinished_inputs = [shard.name for shard in inputs if not shard.done]
+    finished = [shard for shard in inputs if shard.done]
+    stale = superseded_keys(finished)
     tasks = [
-        ShardTask(shard, ShardPaths(staged_root, shard.index), chain, cfg.batch_size) for shard in inputs if shard.done
+        ShardTask(
+            shard, ShardPaths(staged_root, shard.index), chain, cfg.batch_size, stale.get(shard.index, frozenset())
+        )
+        for shard in finished
     ]
     eval_set = load_eval_set(exclude_near, cfg.validate.limits) if exclude_near else None
     if eval_set is not None:
@@ -406,6 +412,7 @@ def run_filter(
         final = ShardPaths(out, task.source.index)
         apply_decisions(task.staged, final, decisions)
         input_keys = set(pq.read_table(task.source.manifest, columns=["key"]).column("key").to_pylist())
+        input_keys -= task.superseded
         final_keys = set(pq.read_table(final.manifest, columns=["key"]).column("key").to_pylist())
         summary.input_rows += len(input_keys)
         summary.unlisted_samples += len(final_keys - input_keys)

@@ -13,7 +13,7 @@ import contextlib
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -50,11 +50,14 @@ def rejects_path_for(out: Path) -> Path:
     return out.with_name(f"{out.name.removesuffix('.parquet')}.rejects.parquet")
 
 
-def open_source(spec: str | os.PathLike[str]) -> PoolSource:
+def open_source(
+    spec: str | os.PathLike[str], columns: Mapping[str, str] | None = None, source_name: str | None = None
+) -> PoolSource:
     """A reader for ``spec``: ``yfcc:PATH``, ``table:PATH``, ``folder:PATH``, or a path whose kind is recognised
-    (a folder; a .csv/.tsv/.parquet/.jsonl table, optionally .gz; otherwise YFCC100M metadata, sniffed)."""
+    (a folder; a .csv/.tsv/.parquet/.jsonl table, optionally .gz; otherwise YFCC100M metadata, sniffed).
+    ``columns`` maps fields to table columns; ``source_name`` names the key prefix of tables and folders."""
     from passkit.sources.folder import FolderReader
-    from passkit.sources.tables import TableReader
+    from passkit.sources.tables import DEFAULT_SOURCE, TableReader
     from passkit.sources.yfcc import YfccReader, detect_layout, is_yfcc
 
     text = os.fspath(spec)
@@ -66,10 +69,13 @@ def open_source(spec: str | os.PathLike[str]) -> PoolSource:
     if not path.exists():
         raise SourceError(f"{path}: no such file or folder")
     if kind == "folder" or (not kind and path.is_dir()):
-        return FolderReader(path)
+        return FolderReader(path, source=source_name)
     name = path.name.lower().removesuffix(".gz").removesuffix(".bz2")
     if kind == "table" or (not kind and name.endswith(TABLE_SUFFIXES)):
-        return TableReader(path)
+        try:
+            return TableReader(path, columns=columns, source=source_name or DEFAULT_SOURCE)
+        except ValueError as error:
+            raise SourceError(str(error)) from error
     if kind == "yfcc" or is_yfcc(path):
         from passkit.sources.streams import DecompressedStream
 
@@ -133,15 +139,17 @@ class _CreatorCodes:
 
 
 def run_select(
-    sources: Sequence[str | os.PathLike[str]],
+    sources: Sequence[str | os.PathLike[str] | PoolSource],
     out: str | os.PathLike[str],
     cfg: SelectConfig,
     on_progress: Callable[[str, int], None] | None = None,
     batch_rows: int = 65536,
 ) -> SelectSummary:
-    """Select candidates from ``sources`` into ``out`` and its rejects file; returns the counts."""
+    """Select candidates from ``sources`` (paths/specs, or readers from :func:`open_source`) into ``out`` and its
+    rejects file; returns the counts."""
     out = Path(out)
-    readers = [open_source(spec) for spec in sources]  # every source is checked before work starts
+    # Every source is opened (and so checked) before work starts.
+    readers = [spec if hasattr(spec, "problem") else open_source(spec) for spec in sources]  # type: ignore[arg-type]
     summary = SelectSummary(out=out, rejects_out=rejects_path_for(out))
     out.parent.mkdir(parents=True, exist_ok=True)
     creator_codes = _CreatorCodes()
@@ -161,7 +169,7 @@ def run_select(
                     batch = batch.cast(POOL_SCHEMA)
                     result = select_batch(batch, cfg)
                     summary.rows_in += batch.num_rows
-                    _count(summary.rows_by_license, batch.column("license"))
+                    _count(summary.rows_by_license, batch.column("license"), null_label="(unreadable)")
                     rejected = pc.equal(result.rows.column("status"), "rejected")
                     reject_rows = _reject_table(
                         batch.filter(rejected),
@@ -190,7 +198,7 @@ def run_select(
         with pq.ParquetWriter(candidates_temp, CANDIDATE_SCHEMA, compression="zstd") as candidates_writer:
             offset = 0
             for record_batch in pq.ParquetFile(spill_path).iter_batches(batch_size=batch_rows):
-                batch = pa.Table.from_batches([record_batch], schema=POOL_SCHEMA)
+                batch = pa.Table.from_batches([record_batch]).cast(POOL_SCHEMA)
                 rows = slice(offset, offset + batch.num_rows)
                 offset += batch.num_rows
                 duplicate, over_cap = ~first[rows], capped[rows]

@@ -23,6 +23,7 @@ for _digit, _char in enumerate(b"ABCDEF", start=10):
 # What Python's str.split() treats as whitespace, for RE2 (pyarrow's regex engine).
 _WHITESPACE_RUN = r"[\s\x{1c}-\x{1f}\x{85}\p{Z}]+"
 _CONTROL_RUN = r"[\x{00}-\x{1f}\x{7f}]+"
+_NEEDS_CLEANING = r"^ | $|  |[\x{00}-\x{1f}\x{7f}-\x{10ffff}]"
 _NUMBER = r"^[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$"
 _WEB_URL = r"^[Hh][Tt][Tt][Pp][Ss]?://([^/?#@\s]*@)?[^/?#:@\s]+([:/?#][^\s]*)?$"
 
@@ -105,9 +106,15 @@ def clean_text(array: pa.Array) -> pa.Array:
     """:func:`passkit.core.attribution.clean_text` over a string array: control characters and whitespace runs
     become one space, ends trimmed; nulls become ``""``."""
     array = pc.fill_null(array.cast(pa.string()), "")
-    array = pc.replace_substring_regex(array, _CONTROL_RUN, " ")
-    array = pc.replace_substring_regex(array, _WHITESPACE_RUN, " ")
-    return pc.utf8_trim_whitespace(array)
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    needs = pc.match_substring_regex(array, _NEEDS_CLEANING)  # most values are clean: regex-replace the rest
+    if not pc.any(needs).as_py():
+        return array
+    dirty = array.filter(needs)
+    dirty = pc.replace_substring_regex(dirty, _CONTROL_RUN, " ")
+    dirty = pc.replace_substring_regex(dirty, _WHITESPACE_RUN, " ")
+    return pc.replace_with_mask(array, needs, pc.utf8_trim_whitespace(dirty))
 
 
 def web_url_mask(array: pa.Array) -> np.ndarray:

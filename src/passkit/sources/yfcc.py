@@ -269,7 +269,9 @@ class YfccReader:
         include = [name for name in _USED if name in self.layout.columns]
         fields = pacsv.read_csv(
             pa.BufferReader(text),
-            read_options=pacsv.ReadOptions(column_names=list(self.layout.columns), block_size=4 << 20),
+            read_options=pacsv.ReadOptions(
+                column_names=list(self.layout.columns), block_size=4 << 20, use_threads=False
+            ),
             parse_options=pacsv.ParseOptions(
                 delimiter="\t", quote_char=False, escape_char=False, double_quote=False, ignore_empty_lines=False
             ),

@@ -23,7 +23,6 @@ DESIGN_VERBS = [
     "demo",
 ]
 UNBUILT = [
-    ["select", "pool.tsv"],
     ["download", "c.parquet", "--out", "d"],
     ["filter", "d", "--out", "f"],
     ["detect", "x.jpg"],

@@ -3,7 +3,7 @@
 Attribution per image comes from a sidecar JSON next to it (``photo.json`` or ``photo.jpg.json``) or from one
 ``attribution.csv`` at the folder's root with a ``file`` column (path relative to the folder) and the attribution
 columns (``creator``, ``title``, ``page_url``, ``license``, ``license_url``... same names as url tables); a sidecar
-wins over the CSV. An image without either has no attribution and is rejected as ``attribution:incomplete``; a
+wins over the CSV. An image without either has no license and so is rejected (``license:not-allowed``); a
 sidecar that is not a JSON object, or a CSV row naming a missing file, is ``metadata:malformed``.
 
 Keys: ``<source>-<path relative to the folder, without extension>`` (slug + digest when the path has characters
@@ -47,7 +47,7 @@ class FolderReader:
         if not self.path.is_dir():
             raise NotADirectoryError(f"{self.path}: not a folder")
         self.source = source or default_source_name(self.path)
-        self.builder = PoolBuilder(self.source, self.path.name)
+        self.builder = PoolBuilder(self.source, self.path.name, local_files=True)
         self.problem = ""
         self.rows = 0
 

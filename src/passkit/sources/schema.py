@@ -13,6 +13,7 @@ import pyarrow as pa
 
 POOL_SCHEMA = pa.schema(
     [
+        # The candidates.parquet contract columns, in DESIGN order.
         ("key", pa.string()),
         ("source", pa.string()),
         ("photo_id", pa.string()),
@@ -20,20 +21,22 @@ POOL_SCHEMA = pa.schema(
         ("page_url", pa.string()),
         ("license", pa.string()),
         ("license_url", pa.string()),
-        ("license_raw", pa.string()),
         ("creator", pa.string()),
-        ("creator_id", pa.string()),
         ("title", pa.string()),
         ("date_taken", pa.timestamp("s")),
-        ("date_taken_raw", pa.string()),
-        ("date_uploaded", pa.timestamp("s")),
         ("latitude", pa.float64()),
         ("longitude", pa.float64()),
+        # Kept for audit and later stages.
+        ("creator_id", pa.string()),  # the account (Flickr nsid) the per-creator cap counts by
+        ("license_raw", pa.string()),
+        ("date_taken_raw", pa.string()),
+        ("date_uploaded", pa.timestamp("s")),
+        ("source_file", pa.string()),
+        ("line", pa.int64()),
+        # Internal to select.
         ("photo_hash", pa.string()),
         ("is_video", pa.bool_()),
         ("malformed", pa.string()),
-        ("source_file", pa.string()),
-        ("line", pa.int64()),
     ]
 )
 INTERNAL_COLUMNS = ("photo_hash", "is_video", "malformed")

@@ -121,8 +121,9 @@ def _date(raw: pa.Array) -> pa.Array:
 class PoolBuilder:
     """Turns mapped raw columns of one source into POOL_SCHEMA rows (shared by the table and folder readers)."""
 
-    def __init__(self, source: str, file_name: str) -> None:
+    def __init__(self, source: str, file_name: str, local_files: bool = False) -> None:
         make_key(source, "x")  # raises InvalidKeyError for a bad source name
+        self.local_files = local_files  # urls are file:// URIs (folder sources)
         self.source = source
         self.file_name = file_name
         self._licenses = LicenseNormalizer()
@@ -143,9 +144,13 @@ class PoolBuilder:
         for _, bad in text.values():
             bad_utf8 |= bad
         url = text["url"][0]
+        if self.local_files:
+            unusable_url = ~np.asarray(pc.starts_with(url, "file:///").to_numpy(zero_copy_only=False), bool)
+        else:
+            unusable_url = ~web_url_mask(url)
         problems: list[tuple[np.ndarray, str]] = [
             (bad_utf8, "text field is not valid UTF-8"),
-            (~web_url_mask(url), "url is missing or not an http(s) URL"),
+            (unusable_url, "url is missing or not an http(s) URL"),
         ]
         coordinates = {}
         for name, limit in (("longitude", 180.0), ("latitude", 90.0)):

@@ -213,7 +213,10 @@ def _strict_ok(value):
     return True
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.text(max_size=15)))
+SPACES = " \t\n\x1c\x1f\x7f\x85\xa0\u1680\u2000\u200a\u200b\u2028\u2029\u202f\u205f\u3000\u3001é日a"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(max_size=15) | st.text(alphabet=SPACES, max_size=10)))
 def test_columnar_clean_text_matches_core(values):
     assert clean_text(pa.array(values, pa.string())).to_pylist() == [clean_text_one(value) for value in values]

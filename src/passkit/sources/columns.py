@@ -23,7 +23,6 @@ for _digit, _char in enumerate(b"ABCDEF", start=10):
 # What Python's str.split() treats as whitespace, for RE2 (pyarrow's regex engine).
 _WHITESPACE_RUN = r"[\s\x{1c}-\x{1f}\x{85}\p{Z}]+"
 _CONTROL_RUN = r"[\x{00}-\x{1f}\x{7f}]+"
-_NEEDS_CLEANING = r"^ | $|  |[\x{00}-\x{1f}\x{7f}-\x{10ffff}]"
 _NUMBER = r"^[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$"
 _WEB_URL = r"^[Hh][Tt][Tt][Pp][Ss]?://([^/?#@\s]*@)?[^/?#:@\s]+([:/?#][^\s]*)?$"
 
@@ -102,19 +101,38 @@ def to_utf8(array: pa.Array) -> tuple[pa.Array, np.ndarray]:
     return pa.array(values, type=array.type).view(candidate.type), bad
 
 
-def clean_text(array: pa.Array) -> pa.Array:
+def _needs_cleaning(array: pa.Array) -> np.ndarray:
+    """Rows that :func:`clean_text` may change: control bytes, double/leading/trailing spaces, or a UTF-8 lead
+    byte pair that can start a Unicode space (U+0085, U+00A0, U+1680, U+2000-U+205F, U+3000). Conservative."""
+    offsets, data = _binary_parts(array)
+    flagged = (data < 0x20) | (data == 0x7F)
+    if len(data) > 1:
+        here, after = data[:-1], data[1:]
+        flagged[:-1] |= (here == 0x20) & (after == 0x20)
+        flagged[:-1] |= (here == 0xC2) & ((after == 0x85) | (after == 0xA0))
+        flagged[:-1] |= ((here == 0xE1) & (after == 0x9A)) | ((here == 0xE3) & (after == 0x80))
+        flagged[:-1] |= (here == 0xE2) & ((after == 0x80) | (after == 0x81))
+    rows = np.zeros(len(array), dtype=bool)
+    rows[np.searchsorted(offsets, np.flatnonzero(flagged), side="right") - 1] = True
+    nonempty = np.flatnonzero(offsets[1:] > offsets[:-1])
+    rows[nonempty] |= (data[offsets[nonempty]] == 0x20) | (data[offsets[nonempty + 1] - 1] == 0x20)
+    return rows
+
+
+def clean_text(array: pa.Array | pa.ChunkedArray) -> pa.Array:
     """:func:`passkit.core.attribution.clean_text` over a string array: control characters and whitespace runs
-    become one space, ends trimmed; nulls become ``""``."""
+    become one space, ends trimmed; nulls become ``""``. Only the rows that need it go through the regexes."""
     array = pc.fill_null(array.cast(pa.string()), "")
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
-    needs = pc.match_substring_regex(array, _NEEDS_CLEANING)  # most values are clean: regex-replace the rest
-    if not pc.any(needs).as_py():
+    needs = _needs_cleaning(array)
+    if not needs.any():
         return array
-    dirty = array.filter(needs)
+    mask = pa.array(needs)
+    dirty = array.filter(mask)
     dirty = pc.replace_substring_regex(dirty, _CONTROL_RUN, " ")
     dirty = pc.replace_substring_regex(dirty, _WHITESPACE_RUN, " ")
-    return pc.replace_with_mask(array, needs, pc.utf8_trim_whitespace(dirty))
+    return pc.replace_with_mask(array, mask, pc.utf8_trim_whitespace(dirty))
 
 
 def web_url_mask(array: pa.Array) -> np.ndarray:

@@ -11,9 +11,12 @@ from __future__ import annotations
 import bz2
 import gzip
 import os
+import queue
 import shutil
 import subprocess
+import threading
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Literal
 
@@ -107,3 +110,46 @@ class DecompressedStream:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def prefetch_chunks(stream: DecompressedStream, chunk_bytes: int, depth: int = 3) -> Iterator[bytes]:
+    """Chunks of ``stream`` read ahead by a background thread, so that decompression (lbzip2 writing into the
+    pipe, or bz2/zlib, which release the GIL) keeps going while the caller parses. At most ``depth`` chunks wait
+    in memory. An error in the thread is raised here; the thread is stopped and joined when iteration ends."""
+    chunks: queue.Queue[bytes] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            while not stop.is_set():
+                data = stream.read(chunk_bytes)
+                while not stop.is_set():
+                    try:
+                        chunks.put(data, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if not data:
+                    return
+        except BaseException as error:  # noqa: BLE001 (re-raised by the consumer below)
+            errors.append(error)
+
+    thread = threading.Thread(target=produce, name=f"read {stream.path.name}", daemon=True)
+    thread.start()
+    try:
+        while True:
+            try:
+                data = chunks.get(timeout=0.1)
+            except queue.Empty:
+                if thread.is_alive() or not chunks.empty():
+                    continue
+                if errors:
+                    raise errors[0] from None
+                return
+            if not data:
+                return
+            yield data
+    finally:
+        stop.set()
+        thread.join()

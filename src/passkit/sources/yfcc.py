@@ -41,7 +41,7 @@ from passkit.sources.columns import (
     to_utf8,
 )
 from passkit.sources.schema import pool_rows, pool_table
-from passkit.sources.streams import DecompressedStream, Decompressor
+from passkit.sources.streams import DecompressedStream, Decompressor, prefetch_chunks
 
 SOURCE = "yfcc"
 _SHARED = (
@@ -166,11 +166,8 @@ class YfccReader:
             self.decompressor = stream.decompressor
             carry = b""
             lines_before = 0
-            while True:
-                data = stream.read(self.chunk_bytes)
-                self.bytes_read = stream.bytes_read
-                if not data:
-                    break
+            for data in prefetch_chunks(stream, self.chunk_bytes):
+                self.bytes_read += len(data)
                 buffer = carry + data if carry else data
                 cut = buffer.rfind(b"\n") + 1
                 carry = buffer[cut:]

@@ -84,26 +84,30 @@ def select_batch(batch: pa.Table, cfg: SelectConfig) -> StageResult[pa.Table]:
     is_malformed = _bool(pc.is_valid(malformed))
     is_video = _bool(batch.column("is_video"))
     not_allowed = ~_bool(pc.is_in(license_ids, allowed_ids))
+    code = np.where(not_allowed, 3, 0)
+    code = np.where(is_video, 2, code)
+    code = np.where(is_malformed, 1, code)
+    # Attribution is checked on the records still in (few: most of a pool fails the license policy).
+    # One reason per combination of missing fields: bit i = _ATTRIBUTION_FIELDS[i].
+    open_rows = pa.array(np.flatnonzero(code == 0))
+    rest = batch.select(["creator", "title", "page_url", "license_url"]).take(open_rows)
     missing = {
-        "creator": _bool(pc.equal(_string(batch, "creator"), "")),
-        "title": _bool(pc.equal(_string(batch, "title"), "")) if cfg.require_title else np.zeros(count, bool),
-        "page_url": ~web_url_mask(batch.column("page_url").combine_chunks()),
-        "license": _bool(pc.equal(license_ids, "unknown")) | _bool(pc.equal(license_ids, "")),
-        "license_url": ~web_url_mask(batch.column("license_url").combine_chunks()),
+        "creator": _bool(pc.equal(_string(rest, "creator"), "")),
+        "title": _bool(pc.equal(_string(rest, "title"), "")) if cfg.require_title else None,
+        "page_url": ~web_url_mask(rest.column("page_url").combine_chunks()),
+        "license": _bool(pc.equal(license_ids.take(open_rows), "unknown")),
+        "license_url": ~web_url_mask(rest.column("license_url").combine_chunks()),
     }
-    # Attribution reason: one code per combination of missing fields (bit i = _ATTRIBUTION_FIELDS[i]).
-    bits = np.zeros(count, dtype=np.int64)
+    bits = np.zeros(len(open_rows), dtype=np.int64)
     for bit, name in enumerate(_ATTRIBUTION_FIELDS):
-        bits |= missing[name].astype(np.int64) << bit
+        if missing[name] is not None:
+            bits |= missing[name].astype(np.int64) << bit
     combos = [
         reasons.attribution_incomplete([f for b, f in enumerate(_ATTRIBUTION_FIELDS) if code >> b & 1])
         for code in range(1, 2 ** len(_ATTRIBUTION_FIELDS))
     ]
     names = ["", reasons.METADATA_MALFORMED, reasons.METADATA_VIDEO, reasons.LICENSE_NOT_ALLOWED, *combos]
-    code = np.where(bits > 0, bits + 3, 0)
-    code = np.where(not_allowed, 3, code)
-    code = np.where(is_video, 2, code)
-    code = np.where(is_malformed, 1, code)
+    code[open_rows.to_numpy()] = np.where(bits > 0, bits + 3, 0)
     detail = malformed
 
     hashes = batch.column("photo_hash").combine_chunks()

@@ -234,7 +234,7 @@ class TableReader:
         if self.format == "parquet":
             return pq.ParquetFile(self.path).schema_arrow.names
         with pa.input_stream(self.path, compression="detect") as stream:
-            first = io.TextIOWrapper(io.BytesIO(stream.read(1 << 20)), "utf-8", errors="replace").readline()
+            first = io.TextIOWrapper(io.BytesIO(stream.read(1 << 20)), "utf-8-sig", errors="replace").readline()
         delimiter = "\t" if self.format == "tsv" else ","
         return next(csv.reader([first], delimiter=delimiter), [])
 

@@ -211,3 +211,8 @@ def test_unknown_is_rejected_by_every_policy(value):
     if license_id == UNKNOWN:
         for name in ("cc-by", "permissive", "CC-BY-4.0,CC0-1.0"):
             assert not LicensePolicy.parse(name).allows(license_id)
+
+
+@pytest.mark.parametrize("value", ["²", "٤", "①", "4²"])
+def test_non_ascii_digits_are_unknown_not_an_error(value):
+    assert normalize_license(value) == UNKNOWN

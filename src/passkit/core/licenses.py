@@ -203,7 +203,7 @@ def normalize_license(value: object) -> str:
     text = value.strip()
     if not text:
         return UNKNOWN
-    if text.isdigit() and len(text) <= 3:
+    if text.isascii() and text.isdigit() and len(text) <= 3:
         return FLICKR_LICENSE_IDS.get(int(text), UNKNOWN)
     if text.lower() in _IDS_LOWER:
         return _IDS_LOWER[text.lower()]

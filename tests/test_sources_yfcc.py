@@ -220,3 +220,11 @@ SPACES = " \t\n\x1c\x1f\x7f\x85\xa0\u1680\u2000\u200a\u200b\u2028\u2029\u202f\u2
 @given(st.lists(st.text(max_size=15) | st.text(alphabet=SPACES, max_size=10)))
 def test_columnar_clean_text_matches_core(values):
     assert clean_text(pa.array(values, pa.string())).to_pylist() == [clean_text_one(value) for value in values]
+
+
+def test_parallel_chunk_parsing_keeps_order(tmp_path):
+    lines = [yfcc_line("original", photo_id=5000 + i) if i % 97 else "bad\tline" for i in range(3000)]
+    path = write(tmp_path / "f.bz2", lines, "bz2")
+    tables = {n: pa.concat_tables(list(YfccReader(path, chunk_bytes=16 << 10, workers=n))) for n in (1, 3)}
+    assert tables[1].equals(tables[3])
+    assert tables[1].column("line").to_pylist() == list(range(1, 3001))

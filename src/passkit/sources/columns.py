@@ -6,13 +6,11 @@ rows, except where few distinct values exist (license strings) or on the rare ro
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from passkit.core.licenses import UNKNOWN, license_url, reconcile_licenses
+from passkit.core.licenses import license_url, reconcile_licenses
 
 _HEX_VALUE = np.full(256, 255, dtype=np.uint8)
 for _digit, _char in enumerate(b"0123456789abcdef"):
@@ -186,28 +184,10 @@ def fill_license_urls(license_urls: pa.Array, license_ids: pa.Array) -> pa.Array
     return pc.if_else(pc.equal(given, ""), canonical, given)
 
 
-def keys_for_safe_ids(source: str, ids: pa.Array, fallback: Callable[[str], str]) -> pa.Array:
-    """``<source>-<id>`` for ids made of ``[a-z0-9_-]`` (as :func:`make_key` does), ``fallback(id)`` otherwise."""
-    ids = pc.fill_null(ids.cast(pa.string()), "")
-    room = 128 - len(source) - 1
-    safe = pc.and_(pc.match_substring_regex(ids, r"^[a-z0-9_-]+$"), pc.less_equal(pc.utf8_length(ids), room))
-    keys = pc.binary_join_element_wise(pa.scalar(source + "-"), ids, "")
-    if pc.all(safe).as_py() is not False:
-        return keys
-    unsafe_rows = np.flatnonzero(~safe.to_numpy(zero_copy_only=False))
-    values = keys.to_pylist()
-    id_values = ids.to_pylist()
-    for row in unsafe_rows.tolist():
-        values[row] = fallback(id_values[row])
-    return pa.array(values, pa.string())
-
-
 __all__ = [
-    "UNKNOWN",
     "LicenseNormalizer",
     "clean_text",
     "fill_license_urls",
-    "keys_for_safe_ids",
     "parse_coordinate",
     "percent_decode",
     "to_utf8",

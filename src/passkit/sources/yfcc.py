@@ -22,7 +22,9 @@ pyarrow's CSV reader (multi-threaded C++) and checked column by column. No per-r
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,58 +149,71 @@ class YfccReader:
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], chunk_bytes: int = _DEFAULT_CHUNK, decompressor: Decompressor = "auto"
+        self,
+        path: str | os.PathLike[str],
+        chunk_bytes: int = _DEFAULT_CHUNK,
+        decompressor: Decompressor = "auto",
+        workers: int | None = None,
     ) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.path}: no such file")
         self.chunk_bytes = chunk_bytes
+        self.workers = max(1, workers or min(4, os.cpu_count() or 1))
         self.decompressor_choice = decompressor
         self.decompressor = ""
         self.layout: YfccLayout | None = None
         self.problem = ""
         self.rows = 0
+        self._cut_lines = 0
         self.bytes_read = 0
         self._licenses = LicenseNormalizer()
 
     def __iter__(self) -> Iterator[pa.Table]:
         with DecompressedStream(self.path, self.decompressor_choice) as stream:
             self.decompressor = stream.decompressor
-            carry = b""
-            lines_before = 0
-            for data in prefetch_chunks(stream, self.chunk_bytes):
-                self.bytes_read += len(data)
-                buffer = carry + data if carry else data
-                cut = buffer.rfind(b"\n") + 1
-                carry = buffer[cut:]
-                if cut == 0:
-                    continue
-                if self.layout is None:
-                    self.layout = detect_layout(buffer[:cut], self.path.name)
-                table, lines = self._chunk(buffer, cut, lines_before)
-                lines_before += lines
-                self.rows += table.num_rows
-                yield table
+            # Chunks are parsed by a few threads (pyarrow and numpy release the GIL) and yielded in order.
+            with ThreadPoolExecutor(self.workers, thread_name_prefix="yfcc-parse") as pool:
+                pending: deque[Future[pa.Table]] = deque()
+                for piece in self._pieces(stream):
+                    pending.append(pool.submit(self._chunk, *piece))
+                    while len(pending) > self.workers:
+                        yield self._counted(pending.popleft().result())
+                while pending:
+                    yield self._counted(pending.popleft().result())
             if stream.problem:
-                self.problem = f"{stream.problem}; {self.rows:,} rows read before it"
-            if carry:
-                if self.layout is None:
-                    self.layout = detect_layout(carry, self.path.name)
-                truncated = bool(stream.problem)
-                table, _ = self._chunk(carry + b"\n", len(carry) + 1, lines_before, last_unterminated=True)
-                if truncated:
-                    table = table.set_column(
-                        table.schema.get_field_index("malformed"),
-                        "malformed",
-                        pa.array(["last line cut off by the damaged compressed stream"] * table.num_rows, pa.string()),
-                    )
-                self.rows += table.num_rows
-                yield table
+                complete = self.rows - self._cut_lines
+                self.problem = f"{stream.problem}; {complete:,} rows read before it"
+
+    def _counted(self, table: pa.Table) -> pa.Table:
+        self.rows += table.num_rows
+        return table
+
+    def _pieces(self, stream: DecompressedStream) -> Iterator[tuple[bytes, int, int, bool, bool]]:
+        """(buffer, end of its last complete line, lines before it, unterminated last line, cut by damage)."""
+        carry = b""
+        lines_before = 0
+        for data in prefetch_chunks(stream, self.chunk_bytes):
+            self.bytes_read += len(data)
+            buffer = carry + data if carry else data
+            cut = buffer.rfind(b"\n") + 1
+            carry = buffer[cut:]
+            if cut == 0:
+                continue
+            if self.layout is None:
+                self.layout = detect_layout(buffer[:cut], self.path.name)
+            yield buffer, cut, lines_before, False, False
+            lines_before += buffer.count(b"\n", 0, cut)
+        if carry:
+            if self.layout is None:
+                self.layout = detect_layout(carry, self.path.name)
+            self._cut_lines = 1 if stream.problem else 0
+            yield carry + b"\n", len(carry) + 1, lines_before, True, bool(stream.problem)
 
     def _chunk(
-        self, buffer: bytes, cut: int, lines_before: int, last_unterminated: bool = False
-    ) -> tuple[pa.Table, int]:
-        """Pool rows of the complete lines ``buffer[:cut]``; returns (table, number of lines)."""
+        self, buffer: bytes, cut: int, lines_before: int, last_unterminated: bool = False, cut_by_damage: bool = False
+    ) -> pa.Table:
+        """Pool rows of the complete lines ``buffer[:cut]``."""
         assert self.layout is not None
         expected_tabs = len(self.layout.columns) - 1
         data = np.frombuffer(buffer, dtype=np.uint8, count=cut)
@@ -236,7 +251,10 @@ class YfccReader:
         if len(problems):
             tables.append(self._malformed_rows(buffer, starts, newlines, problems, first_line))
         table = tables[0] if len(tables) == 1 else pa.concat_tables(tables).sort_by("line")
-        return table, count
+        if cut_by_damage:
+            detail = pa.array(["last line cut off by the damaged compressed stream"] * table.num_rows, pa.string())
+            table = table.set_column(table.schema.get_field_index("malformed"), "malformed", detail)
+        return table
 
     def _malformed_rows(
         self, buffer: bytes, starts: np.ndarray, ends: np.ndarray, problems: dict[int, str], first_line: int

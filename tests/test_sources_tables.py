@@ -177,3 +177,23 @@ def test_folder_with_sidecars_and_attribution_csv(tmp_path):
     assert summary.rows_in == 6 and summary.candidates == 2
     # c is NC; e has no attribution at all, so no license either: the policy check rejects it first.
     assert summary.by_reason == {"license:not-allowed": 2, "metadata:malformed": 2}
+
+
+def test_cli_select_on_a_table_with_column_mapping(tmp_path):
+    from typer.testing import CliRunner
+
+    from passkit.cli import app
+
+    path = write_delimited(tmp_path / "pool.csv", ROWS, ",")
+    out = tmp_path / "c.parquet"
+    args = ["select", str(path), "--out", str(out), "--source-name", "mine"]
+    for name, column in MAPPING.items():
+        args += ["--col", f"{name}={column}"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    candidates = pq.read_table(out).to_pylist()
+    assert [row["creator"] for row in candidates] == ["Ana Lima"]
+    assert candidates[0]["key"].startswith("mine-")
+    assert pq.read_table(tmp_path / "c.rejects.parquet").num_rows == 2
+    bad = CliRunner().invoke(app, ["select", str(path), "--col", "url", "--out", str(out)])
+    assert bad.exit_code == 2 and "FIELD=COLUMN" in bad.output

@@ -13,7 +13,7 @@ import contextlib
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -143,7 +143,6 @@ def run_select(
     out: str | os.PathLike[str],
     cfg: SelectConfig,
     on_progress: Callable[[str, int], None] | None = None,
-    batch_rows: int = 65536,
 ) -> SelectSummary:
     """Select candidates from ``sources`` (paths/specs, or readers from :func:`open_source`) into ``out`` and its
     rejects file; returns the counts."""
@@ -197,8 +196,8 @@ def run_select(
         per_creator = np.bincount(creator[first], minlength=creator.max() + 1 if len(creator) else 0)
         with pq.ParquetWriter(candidates_temp, CANDIDATE_SCHEMA, compression="zstd") as candidates_writer:
             offset = 0
-            for record_batch in pq.ParquetFile(spill_path).iter_batches(batch_size=batch_rows):
-                batch = pa.Table.from_batches([record_batch]).cast(POOL_SCHEMA)
+            for batch in _row_groups(spill_path):
+                batch = batch.cast(POOL_SCHEMA)
                 rows = slice(offset, offset + batch.num_rows)
                 offset += batch.num_rows
                 duplicate, over_cap = ~first[rows], capped[rows]
@@ -231,11 +230,18 @@ def run_select(
     return summary
 
 
+def _row_groups(path: Path, columns: list[str] | None = None) -> Iterator[pa.Table]:
+    """The spill file one row group (one written batch) at a time, so memory does not grow with the file."""
+    spill = pq.ParquetFile(path, pre_buffer=False)
+    for index in range(spill.num_row_groups):
+        yield spill.read_row_group(index, columns=columns)
+
+
 def _keys_at(spill_path: Path, rows: np.ndarray) -> list[str]:
     """Keys of the given (sorted) row positions of the spill file, read one column at a time."""
     found: list[str] = []
     offset = 0
-    for batch in pq.ParquetFile(spill_path).iter_batches(batch_size=1 << 16, columns=["key"]):
+    for batch in _row_groups(spill_path, columns=["key"]):
         inside = rows[(rows >= offset) & (rows < offset + batch.num_rows)] - offset
         found += batch.column(0).take(pa.array(inside)).to_pylist()
         offset += batch.num_rows

@@ -23,7 +23,6 @@ DESIGN_VERBS = [
     "demo",
 ]
 UNBUILT = [
-    ["select", "pool.tsv"],
     ["detect", "x.jpg"],
     ["build", "c.toml"],
     ["review", "d"],

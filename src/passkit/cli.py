@@ -55,13 +55,72 @@ class Method(StrEnum):
 
 @app.command()
 def select(
-    sources: Annotated[list[str], typer.Argument(help="Pool files or folders (YFCC100M dump, csv/parquet, images).")],
-    out: Annotated[Path, typer.Option(help="candidates.parquet to write.")] = Path("candidates.parquet"),
+    sources: Annotated[
+        list[str],
+        typer.Argument(
+            help="YFCC100M metadata files (plain/.bz2/.gz), url tables (.csv/.tsv/.parquet/.jsonl[.gz]) or image "
+            "folders; force a kind with yfcc:, table: or folder:."
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="candidates.parquet to write (rejects go beside it).")] = Path(
+        "candidates.parquet"
+    ),
     policy: Annotated[str, typer.Option(help="cc-by | permissive | comma-separated license ids.")] = "cc-by",
-    max_per_creator: Annotated[int, typer.Option(help="Cap per photographer (PASS: 80).")] = 80,
+    max_per_creator: Annotated[int, typer.Option(help="Cap per photographer (PASS: 80; 0 = no cap).")] = 80,
+    seed: Annotated[int, typer.Option(help="Seed of the hash that picks which photos a capped creator keeps.")] = 0,
+    col: Annotated[
+        list[str] | None, typer.Option(help="Table column mapping FIELD=COLUMN (url, license, creator, ...).")
+    ] = None,
+    source_name: Annotated[
+        str | None, typer.Option(help="Key prefix for tables (default 'url') and folders (default: folder name).")
+    ] = None,
+    require_title: Annotated[bool, typer.Option(help="Reject records without a title.")] = False,
 ) -> None:
-    """Select candidates from a pool: license policy, attribution, per-creator cap."""
-    _not_built("select", 3)
+    """Select candidates from a pool: license policy, attribution, video/malformed, duplicates, per-creator cap."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from passkit.selection import open_source, run_select
+    from passkit.stages.select import SelectConfig
+
+    try:
+        cfg = SelectConfig(policy=policy, max_per_creator=max_per_creator, seed=seed, require_title=require_title)
+        mapping = {}
+        for item in col or []:
+            field_name, sep, column = item.partition("=")
+            if not sep or not field_name or not column:
+                raise ValueError(f"--col {item!r}: expected FIELD=COLUMN, e.g. --col url=image_url")
+            mapping[field_name.strip()] = column.strip()
+        readers = [open_source(spec, columns=mapping, source_name=source_name) for spec in sources]
+    except (ValueError, OSError) as error:
+        err_console.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from error
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console, transient=True
+    ) as progress:
+        task = progress.add_task("reading")
+
+        def on_progress(source: str, rows: int) -> None:
+            progress.update(task, description=f"{Path(source).name}: {rows:,} rows read")
+
+        summary = run_select(readers, out, cfg, on_progress=on_progress)
+    table = Table(title=f"passkit select: {summary.rows_in:,} records from {len(summary.sources)} source(s)")
+    table.add_column("outcome")
+    table.add_column("records", justify="right")
+    table.add_row("[green]candidate[/]", f"{summary.candidates:,}")
+    for reason, count in sorted(summary.by_reason.items(), key=lambda item: (-item[1], item[0])):
+        table.add_row(reason, f"{count:,}")
+    table.add_row("[bold]total[/]", f"[bold]{summary.candidates + summary.rejects:,}[/]")
+    console.print(table)
+    licenses = Table(title=f"by license (policy {policy})")
+    licenses.add_column("license")
+    licenses.add_column("records", justify="right")
+    licenses.add_column("candidates", justify="right")
+    for license_id, count in sorted(summary.rows_by_license.items(), key=lambda item: (-item[1], item[0])):
+        licenses.add_row(license_id, f"{count:,}", f"{summary.candidates_by_license.get(license_id, 0):,}")
+    console.print(licenses)
+    for problem in summary.problems:
+        console.print(f"[yellow]warning[/]: {problem}")
+    console.print(f"wrote {summary.out} ({summary.candidates:,}) and {summary.rejects_out} ({summary.rejects:,})")
 
 
 @app.command()

@@ -1,0 +1,301 @@
+"""passkit select on YFCC100M-format metadata: rows/s against the decompressor alone and a pandas baseline.
+
+Generates a synthetic YFCC100M file (single-file layout by default: 25 fields with the photo hash; field lengths
+and license mix close to the real dump: ~17% CC-BY, ~0.8% videos, heavy-tailed photos per creator, %-encoded text),
+bzip2-compresses it, then measures in one run, under the same load:
+
+* ``decompress``: ``lbzip2 -dc FILE > /dev/null`` (the parallel decompressor select uses), the physical limit;
+* ``select``: ``passkit select FILE`` end to end (decompress, parse, license/attribution/video/hash checks,
+  dedup, per-creator cap, both parquet outputs), in a child process, with its peak RSS;
+* ``pandas``: ``pandas.read_csv(FILE.bz2, sep="\\t", chunksize=...)`` + the same license/video filter, the
+  baseline a data scientist would write.
+
+Prints rows/s and the ratios select/decompress (target >= 0.8) and select/pandas (target >= 5), and the peak RSS
+of select for each size (target: flat in file size).
+
+    python benchmarks/select_yfcc.py [--rows 1000000 4000000] [--layout single-file|original] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import quote_plus
+
+import numpy as np
+
+LICENSES = [  # (name, url code, share); YFCC100M is all Creative Commons
+    ("Attribution-NonCommercial-ShareAlike License", "by-nc-sa", 0.31),
+    ("Attribution-NonCommercial License", "by-nc", 0.14),
+    ("Attribution-NonCommercial-NoDerivs License", "by-nc-nd", 0.25),
+    ("Attribution License", "by", 0.17),
+    ("Attribution-ShareAlike License", "by-sa", 0.09),
+    ("Attribution-NoDerivs License", "by-nd", 0.04),
+]
+CC_BY_NAMES = ["Attribution+License"]
+WORDS = [
+    "sunset",
+    "beach",
+    "city",
+    "night",
+    "street",
+    "park",
+    "tree",
+    "river",
+    "lake",
+    "mountain",
+    "snow",
+    "bridge",
+    "church",
+    "museum",
+    "market",
+    "train",
+    "station",
+    "garden",
+    "flower",
+    "dog",
+    "cat",
+    "bird",
+    "boat",
+    "harbour",
+    "festival",
+    "concert",
+    "wedding",
+    "party",
+    "family",
+    "trip",
+    "holiday",
+    "summer",
+    "winter",
+    "autumn",
+    "spring",
+    "sky",
+    "cloud",
+    "rain",
+    "road",
+    "building",
+    "tower",
+    "castle",
+    "forest",
+    "island",
+    "village",
+    "café",
+    "été",
+    "naïve",
+]
+DEVICES = ["Canon+EOS+400D+DIGITAL", "NIKON+D70", "Canon+PowerShot+A95", "Apple+iPhone+4", "SONY+DSC-W55", ""]
+
+
+def _text(rng: np.random.Generator, low: int, high: int, sep: str = " ") -> str:
+    return quote_plus(sep.join(rng.choice(WORDS, rng.integers(low, high + 1)).tolist()), safe=",")
+
+
+def generate(path: Path, rows: int, layout: str, seed: int = 0) -> None:
+    """Write ``rows`` synthetic lines through ``lbzip2 -z`` (or bzip2) into ``path``."""
+    rng = np.random.default_rng(seed)
+    shares = np.array([share for *_, share in LICENSES])
+    pools = {
+        "title": [_text(rng, 0, 6) for _ in range(5000)],
+        "description": [_text(rng, 0, 40) if i % 3 else "" for i in range(5000)],
+        "tags": [_text(rng, 0, 15, ",") for _ in range(5000)],
+    }
+    creators = max(rows // 170, 10)
+    compressor = shutil.which("lbzip2") or shutil.which("bzip2")
+    if compressor is None:
+        raise SystemExit("needs lbzip2 or bzip2 to compress the synthetic file")
+    with path.open("wb") as out:
+        process = subprocess.Popen([compressor, "-zc", "-9"], stdin=subprocess.PIPE, stdout=out)
+        assert process.stdin is not None
+        block = 100_000
+        for start in range(0, rows, block):
+            count = min(block, rows - start)
+            license_index = rng.choice(len(LICENSES), count, p=shares / shares.sum())
+            creator = (rng.random(count) ** 2 * creators).astype(np.int64)  # heavy-tailed photos per creator
+            title = rng.integers(0, 5000, count)
+            description = rng.integers(0, 5000, count)
+            tags = rng.integers(0, 5000, count)
+            video = rng.random(count) < 0.008
+            geo = rng.random(count) < 0.5
+            lines = []
+            for i in range(count):
+                photo_id = 10_000_000 + (start + i) * 37
+                digit = photo_id % 10
+                nsid = f"{10_000_000 + int(creator[i]) * 13}@N0{int(creator[i]) % 8}"
+                name, code, _ = LICENSES[int(license_index[i])]
+                server, secret = 1000 + photo_id % 7000, f"{photo_id * 2654435761 % 16**10:010x}"
+                url = f"http://farm{1 + photo_id % 9}.staticflickr.com/{server}/{photo_id}_{secret}.jpg"
+                lon, lat = (f"{(photo_id % 36000) / 100 - 180:.6f}", f"{(photo_id % 18000) / 100 - 90:.6f}")
+                shared = [
+                    nsid,
+                    f"user{int(creator[i])}",
+                    f"20{10 + photo_id % 4}-0{1 + photo_id % 9}-1{digit} 1{digit}:2{digit}:00.0",
+                    str(1_300_000_000 + photo_id % 100_000_000),
+                    DEVICES[photo_id % len(DEVICES)],
+                    pools["title"][int(title[i])],
+                    pools["description"][int(description[i])],
+                    pools["tags"][int(tags[i])],
+                    "",
+                    lon if geo[i] else "",
+                    lat if geo[i] else "",
+                    str(16 if geo[i] else ""),
+                    f"http://www.flickr.com/photos/{nsid}/{photo_id}/",
+                    url,
+                    quote_plus(name),
+                    f"http://creativecommons.org/licenses/{code}/2.0/",
+                    str(server),
+                    str(1 + photo_id % 9),
+                    secret,
+                    f"{photo_id * 40503 % 16**10:010x}",
+                    "mp4" if video[i] else "jpg",
+                    "1" if video[i] else "0",
+                ]
+                if layout == "single-file":
+                    digest = "".join(f"{b:x}" for b in hashlib.md5(url.encode()).digest())
+                    lines.append("\t".join([str(start + i), str(photo_id), digest, *shared]))
+                else:
+                    lines.append("\t".join([str(photo_id), *shared]))
+            process.stdin.write(("\n".join(lines) + "\n").encode())
+        process.stdin.close()
+        if process.wait() != 0:
+            raise SystemExit(f"{compressor} failed")
+
+
+def run_child(code: str, *args: str) -> dict:
+    """Run ``code`` in a fresh Python; it prints one JSON line; adds peak RSS (MiB) and CPU seconds of the child
+    itself and of its own children (the decompressor)."""
+    wrapper = (
+        "import json, resource, sys, time\n"
+        f"{code}\n"
+        "me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+        "result.update(rss_mib=me.ru_maxrss / 1024, child_rss_mib=kids.ru_maxrss / 1024,\n"
+        "              cpu=me.ru_utime + me.ru_stime, child_cpu=kids.ru_utime + kids.ru_stime)\n"
+        "print(json.dumps(result))\n"
+    )
+    output = subprocess.run([sys.executable, "-c", wrapper, *args], check=True, capture_output=True, text=True)
+    return json.loads(output.stdout.strip().splitlines()[-1])
+
+
+SELECT_CODE = """
+from passkit.selection import run_select
+from passkit.stages.select import SelectConfig
+start = time.perf_counter()
+summary = run_select([sys.argv[1]], sys.argv[2], SelectConfig())
+result = dict(seconds=time.perf_counter() - start, rows=summary.rows_in, candidates=summary.candidates,
+              rejects=summary.rejects, problems=summary.problems)
+"""
+
+PANDAS_CODE = """
+import csv
+import pandas as pd
+columns = json.loads(sys.argv[2])
+start = time.perf_counter()
+rows = kept = 0
+for chunk in pd.read_csv(sys.argv[1], sep="\\t", header=None, names=columns, dtype=str, quoting=csv.QUOTE_NONE,
+                         keep_default_na=False, chunksize=200_000, compression="bz2"):
+    rows += len(chunk)
+    keep = chunk["license_name"].isin(["Attribution+License"]) & (chunk["marker"] == "0")
+    keep &= chunk["user_nickname"].str.len() > 0
+    kept += int(keep.sum())
+result = dict(seconds=time.perf_counter() - start, rows=rows, candidates=kept)
+"""
+
+
+def decompress_only(path: Path, tool: str | None) -> dict:
+    """Wall and CPU seconds of decompressing ``path`` to /dev/null with lbzip2, or Python's bz2 (tool None)."""
+    command = [tool, "-dc", str(path)] if tool else [sys.executable, "-c", _PY_DECOMPRESS, str(path)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    with Path("/dev/null").open("wb") as null:
+        subprocess.run(command, stdout=null, check=True)
+    seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return {"seconds": seconds, "cpu": cpu}
+
+
+def report(label: str, rows: int, seconds: float, cpu: float, note: str = "") -> float:
+    rate = rows / seconds
+    print(f"  {label:<40} {rate:>10,.0f} rows/s {seconds:>8.1f} s wall {cpu:>8.1f} s CPU  {note}")
+    return rate
+
+
+_PY_DECOMPRESS = "import bz2, sys\nwith bz2.open(sys.argv[1]) as f:\n    while f.read(1 << 22): pass"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 4_000_000])
+    parser.add_argument("--layout", choices=["single-file", "original"], default="single-file")
+    parser.add_argument("--pandas-rows", type=int, default=None, help="run pandas on this size only (default first)")
+    parser.add_argument("--keep", type=Path, default=None, help="keep the generated files in this folder")
+    args = parser.parse_args()
+    from passkit.sources.yfcc import ORIGINAL, SINGLE_FILE
+
+    columns = (SINGLE_FILE if args.layout == "single-file" else ORIGINAL).columns
+    pandas_rows = args.pandas_rows or args.rows[0]
+    work = args.keep or Path(tempfile.mkdtemp(prefix="passkit-select-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"layout {args.layout}; decompressor: {shutil.which('lbzip2') or 'python bz2 (lbzip2 not installed)'}")
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
+    try:
+        for rows in args.rows:
+            path = work / f"yfcc100m_dataset-{rows}.bz2"
+            if not path.exists():
+                start = time.perf_counter()
+                generate(path, rows, args.layout)
+                print(
+                    f"generated {rows:,} rows: {path.stat().st_size / 2**20:.0f} MiB bz2 in "
+                    f"{time.perf_counter() - start:.0f} s"
+                )
+            path.read_bytes()  # warm the page cache
+            lbzip2 = shutil.which("lbzip2")
+            dec = decompress_only(path, lbzip2)
+            sel = run_child(SELECT_CODE, str(path), str(work / f"candidates-{rows}.parquet"))
+            assert sel["rows"] == rows and not sel["problems"], sel
+            print(f"\n{rows:,} rows ({path.stat().st_size / 2**20:.0f} MiB bz2)")
+            dec_rate = report(
+                "lbzip2 -dc > /dev/null" if lbzip2 else "python bz2 > /dev/null", rows, dec["seconds"], dec["cpu"]
+            )
+            sel_cpu = sel["cpu"] + sel["child_cpu"]
+            sel_rate = report(
+                "passkit select",
+                rows,
+                sel["seconds"],
+                sel_cpu,
+                f"({sel['candidates']:,} candidates, {sel['rejects']:,} rejects)",
+            )
+            print(f"  select / decompress-only: {sel_rate / dec_rate:.2f}x (target >= 0.8)")
+            print(
+                f"  select's own CPU (parse, checks, parquet; decompressor excluded): {sel['cpu']:.1f} s = "
+                f"{sel['cpu'] / dec['cpu']:.2f}x the decompressor's {dec['cpu']:.1f} s"
+            )
+            if rows == pandas_rows:
+                pan = run_child(PANDAS_CODE, str(path), json.dumps(list(columns)))
+                bz2_alone = decompress_only(path, None)
+                report("python bz2 > /dev/null (pandas' decoder)", rows, bz2_alone["seconds"], bz2_alone["cpu"])
+                pan_rate = report("pandas read_csv + filter", rows, pan["seconds"], pan["cpu"])
+                print(f"  select / pandas: {sel_rate / pan_rate:.2f}x (target >= 5)")
+                parse = pan["cpu"] - bz2_alone["cpu"]
+                print(
+                    f"  parse + filter CPU without decompression: pandas {parse:.1f} s, select {sel['cpu']:.1f} s "
+                    f"({parse / sel['cpu']:.2f}x)"
+                )
+            print(
+                f"  select peak RSS: {sel['rss_mib']:.0f} MiB (python) + {sel['child_rss_mib']:.0f} MiB (decompressor)"
+            )
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

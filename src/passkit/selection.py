@@ -1,0 +1,248 @@
+"""Runs select over pool sources: ``candidates.parquet`` + ``candidates.rejects.parquet`` (DESIGN contract).
+
+Pass 1 streams every source batch through :func:`passkit.stages.select.select_batch`; rejects go straight to the
+rejects file, admitted records to a spill file next to the output, and only 16 bytes per admitted record stay in
+memory (key hash, creator code) for the two whole-pool choices: exact duplicate keys and the per-creator cap.
+Pass 2 streams the spill file into candidates and rejects. Both outputs are published atomically at the end, and
+every input record is in exactly one of them: rows in = candidates + rejects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from passkit.core import reasons
+from passkit.core.atomic import atomic_path
+from passkit.sources.schema import CANDIDATE_SCHEMA, POOL_SCHEMA, REJECT_SCHEMA
+from passkit.stages.select import SelectConfig, cap_per_creator, first_occurrences, key_rank, select_batch
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".jsonl", ".ndjson")
+
+
+class SourceError(ValueError):
+    """A source that cannot be read at all (missing, unknown format): reported before any work."""
+
+
+class PoolSource(Protocol):
+    """What select needs of a reader: POOL_SCHEMA batches, then the rows read and any stream problem."""
+
+    path: Path
+    rows: int
+    problem: str
+
+    def __iter__(self) -> Iterable[pa.Table]: ...
+
+
+def rejects_path_for(out: Path) -> Path:
+    """``candidates.parquet`` -> ``candidates.rejects.parquet``."""
+    return out.with_name(f"{out.name.removesuffix('.parquet')}.rejects.parquet")
+
+
+def open_source(
+    spec: str | os.PathLike[str], columns: Mapping[str, str] | None = None, source_name: str | None = None
+) -> PoolSource:
+    """A reader for ``spec``: ``yfcc:PATH``, ``table:PATH``, ``folder:PATH``, or a path whose kind is recognised
+    (a folder; a .csv/.tsv/.parquet/.jsonl table, optionally .gz; otherwise YFCC100M metadata, sniffed).
+    ``columns`` maps fields to table columns; ``source_name`` names the key prefix of tables and folders."""
+    from passkit.sources.folder import FolderReader
+    from passkit.sources.tables import DEFAULT_SOURCE, TableReader
+    from passkit.sources.yfcc import YfccReader, detect_layout, is_yfcc
+
+    text = os.fspath(spec)
+    kind, _, rest = text.partition(":")
+    if kind in ("yfcc", "table", "folder") and rest:
+        path = Path(rest)
+    else:
+        kind, path = "", Path(text)
+    if not path.exists():
+        raise SourceError(f"{path}: no such file or folder")
+    if kind == "folder" or (not kind and path.is_dir()):
+        return FolderReader(path, source=source_name)
+    name = path.name.lower().removesuffix(".gz").removesuffix(".bz2")
+    if kind == "table" or (not kind and name.endswith(TABLE_SUFFIXES)):
+        try:
+            return TableReader(path, columns=columns, source=source_name or DEFAULT_SOURCE)
+        except ValueError as error:
+            raise SourceError(str(error)) from error
+    if kind == "yfcc" or is_yfcc(path):
+        from passkit.sources.streams import DecompressedStream
+
+        with DecompressedStream(path, decompressor="python") as stream:
+            try:
+                detect_layout(stream.read(256 << 10), path.name)
+            except ValueError as error:
+                raise SourceError(str(error)) from error
+        return YfccReader(path)
+    raise SourceError(
+        f"{path}: unknown source kind (not YFCC100M metadata; tables need a .csv/.tsv/.parquet/.jsonl name); "
+        "prefix it with yfcc:, table: or folder:"
+    )
+
+
+@dataclass
+class SelectSummary:
+    out: Path
+    rejects_out: Path
+    rows_in: int = 0
+    candidates: int = 0
+    rejects: int = 0
+    by_reason: Counter[str] = field(default_factory=Counter)
+    rows_by_license: Counter[str] = field(default_factory=Counter)
+    candidates_by_license: Counter[str] = field(default_factory=Counter)
+    sources: list[tuple[str, int]] = field(default_factory=list)  # (path, rows)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def balanced(self) -> bool:
+        return self.rows_in == self.candidates + self.rejects == self.candidates + sum(self.by_reason.values())
+
+
+def _reject_table(batch: pa.Table, reason: pa.Array, detail: pa.Array) -> pa.Table:
+    columns = {name: batch.column(name) for name in REJECT_SCHEMA.names if name in batch.column_names}
+    columns["reason"] = reason
+    columns["detail"] = detail
+    return pa.table({name: columns[name] for name in REJECT_SCHEMA.names}).cast(REJECT_SCHEMA)
+
+
+def _count(counter: Counter[str], values: pa.Array | pa.ChunkedArray, null_label: str = "unknown") -> None:
+    for item in pc.value_counts(pc.fill_null(values, null_label)).to_pylist():
+        counter[item["values"]] += item["counts"]
+
+
+class _CreatorCodes:
+    """Global integer code per creator (creator id, else creator name), mapped per batch over distinct values."""
+
+    def __init__(self) -> None:
+        self._codes: dict[str, int] = {}
+
+    def __call__(self, batch: pa.Table) -> np.ndarray:
+        creator_id = pc.fill_null(batch.column("creator_id").combine_chunks(), "")
+        creator = pc.fill_null(batch.column("creator").combine_chunks(), "")
+        who = pc.if_else(pc.equal(creator_id, ""), pc.binary_join_element_wise("name:", creator, ""), creator_id)
+        encoded = who.dictionary_encode()
+        codes = np.array(
+            [self._codes.setdefault(value, len(self._codes)) for value in encoded.dictionary.to_pylist()], np.int64
+        )
+        return codes[encoded.indices.to_numpy(zero_copy_only=False)] if len(codes) else np.zeros(0, np.int64)
+
+
+def run_select(
+    sources: Sequence[str | os.PathLike[str] | PoolSource],
+    out: str | os.PathLike[str],
+    cfg: SelectConfig,
+    on_progress: Callable[[str, int], None] | None = None,
+) -> SelectSummary:
+    """Select candidates from ``sources`` (paths/specs, or readers from :func:`open_source`) into ``out`` and its
+    rejects file; returns the counts."""
+    out = Path(out)
+    # Every source is opened (and so checked) before work starts.
+    readers = [spec if hasattr(spec, "problem") else open_source(spec) for spec in sources]  # type: ignore[arg-type]
+    summary = SelectSummary(out=out, rejects_out=rejects_path_for(out))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    creator_codes = _CreatorCodes()
+    ranks: list[np.ndarray] = []
+    creators: list[np.ndarray] = []
+    with (
+        tempfile.TemporaryDirectory(prefix=f".{out.name}.spill-", dir=out.parent) as spill_dir,
+        atomic_path(summary.rejects_out) as rejects_temp,
+        atomic_path(out) as candidates_temp,
+        contextlib.ExitStack() as stack,
+    ):
+        spill_path = Path(spill_dir) / "admitted.parquet"
+        rejects_writer = stack.enter_context(pq.ParquetWriter(rejects_temp, REJECT_SCHEMA, compression="zstd"))
+        with pq.ParquetWriter(spill_path, POOL_SCHEMA, compression="zstd") as spill:
+            for reader in readers:
+                for batch in reader:
+                    batch = batch.cast(POOL_SCHEMA)
+                    result = select_batch(batch, cfg)
+                    summary.rows_in += batch.num_rows
+                    _count(summary.rows_by_license, batch.column("license"), null_label="(unreadable)")
+                    rejected = pc.equal(result.rows.column("status"), "rejected")
+                    reject_rows = _reject_table(
+                        batch.filter(rejected),
+                        result.rows.column("reason").filter(rejected),
+                        result.rows.column("detail").filter(rejected),
+                    )
+                    rejects_writer.write_table(reject_rows)
+                    summary.rejects += reject_rows.num_rows
+                    _count(summary.by_reason, reject_rows.column("reason"))
+                    kept = result.kept
+                    if kept.num_rows:
+                        spill.write_table(kept)
+                        ranks.append(key_rank(kept.column("key"), cfg.seed))
+                        creators.append(creator_codes(kept))
+                    if on_progress is not None:
+                        on_progress(str(reader.path), summary.rows_in)
+                summary.sources.append((str(reader.path), reader.rows))
+                if reader.problem:
+                    summary.problems.append(reader.problem)
+        rank = np.concatenate(ranks) if ranks else np.zeros(0, np.uint64)
+        creator = np.concatenate(creators) if creators else np.zeros(0, np.int64)
+        first = first_occurrences(rank, lambda rows: _keys_at(spill_path, rows))
+        capped = np.zeros(len(rank), dtype=bool)
+        capped[first] = ~cap_per_creator(creator[first], rank[first], cfg.max_per_creator)
+        per_creator = np.bincount(creator[first], minlength=creator.max() + 1 if len(creator) else 0)
+        with pq.ParquetWriter(candidates_temp, CANDIDATE_SCHEMA, compression="zstd") as candidates_writer:
+            offset = 0
+            for batch in _row_groups(spill_path):
+                batch = batch.cast(POOL_SCHEMA)
+                rows = slice(offset, offset + batch.num_rows)
+                offset += batch.num_rows
+                duplicate, over_cap = ~first[rows], capped[rows]
+                keep = ~duplicate & ~over_cap
+                candidates = batch.filter(pa.array(keep)).select(CANDIDATE_SCHEMA.names).cast(CANDIDATE_SCHEMA)
+                candidates_writer.write_table(candidates)
+                summary.candidates += candidates.num_rows
+                _count(summary.candidates_by_license, candidates.column("license"))
+                if keep.all():
+                    continue
+                reason = np.where(duplicate, reasons.DEDUP_EXACT, reasons.CAP_CREATOR)[~keep]
+                counts = per_creator[creator[rows][~keep]]
+                detail = np.where(
+                    duplicate[~keep],
+                    "duplicate of an earlier record with the same key",
+                    np.char.add(
+                        np.char.add("creator has ", counts.astype(str)),
+                        f" candidates; the cap keeps {cfg.max_per_creator} (seed {cfg.seed})",
+                    ),
+                )
+                reject_rows = _reject_table(batch.filter(pa.array(~keep)), pa.array(reason), pa.array(detail))
+                rejects_writer.write_table(reject_rows)
+                summary.rejects += reject_rows.num_rows
+                _count(summary.by_reason, reject_rows.column("reason"))
+        stack.close()  # finish the rejects file before it is published
+        if not summary.balanced:
+            raise AssertionError(
+                f"select lost rows: {summary.rows_in} in, {summary.candidates} candidates + {summary.rejects} rejects"
+            )
+    return summary
+
+
+def _row_groups(path: Path, columns: list[str] | None = None) -> Iterator[pa.Table]:
+    """The spill file one row group (one written batch) at a time, so memory does not grow with the file."""
+    spill = pq.ParquetFile(path, pre_buffer=False)
+    for index in range(spill.num_row_groups):
+        yield spill.read_row_group(index, columns=columns)
+
+
+def _keys_at(spill_path: Path, rows: np.ndarray) -> list[str]:
+    """Keys of the given (sorted) row positions of the spill file, read one column at a time."""
+    found: list[str] = []
+    offset = 0
+    for batch in _row_groups(spill_path, columns=["key"]):
+        inside = rows[(rows >= offset) & (rows < offset + batch.num_rows)] - offset
+        found += batch.column(0).take(pa.array(inside)).to_pylist()
+        offset += batch.num_rows
+    return found

@@ -1,0 +1,1 @@
+"""Pool readers: YFCC100M metadata, url tables (csv/tsv/parquet/jsonl), image folders -> POOL_SCHEMA tables."""

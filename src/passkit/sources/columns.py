@@ -1,0 +1,195 @@
+"""Columnar text helpers shared by the sources: %-decoding, text cleaning, URL checks, license normalisation.
+
+Everything here works on whole pyarrow arrays with numpy / pyarrow.compute kernels, never a Python loop over
+rows, except where few distinct values exist (license strings) or on the rare rows that need it (bad UTF-8).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from passkit.core.licenses import license_url, reconcile_licenses
+
+_HEX_VALUE = np.full(256, 255, dtype=np.uint8)
+for _digit, _char in enumerate(b"0123456789abcdef"):
+    _HEX_VALUE[_char] = _digit
+for _digit, _char in enumerate(b"ABCDEF", start=10):
+    _HEX_VALUE[_char] = _digit
+
+# What Python's str.split() treats as whitespace, for RE2 (pyarrow's regex engine).
+_WHITESPACE_RUN = r"[\s\x{1c}-\x{1f}\x{85}\p{Z}]+"
+_CONTROL_RUN = r"[\x{00}-\x{1f}\x{7f}]+"
+_NUMBER = r"^[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$"
+_WEB_URL = r"^[Hh][Tt][Tt][Pp][Ss]?://([^/?#@\s]*@)?[^/?#:@\s]+([:/?#][^\s]*)?$"
+
+
+def _binary_parts(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets relative to the first value, data bytes) of a binary/string array without nulls."""
+    offsets_type = (
+        np.int64 if pa.types.is_large_binary(array.type) or pa.types.is_large_string(array.type) else np.int32
+    )
+    buffers = array.buffers()
+    offsets = np.frombuffer(buffers[1], dtype=offsets_type)[array.offset : array.offset + len(array) + 1]
+    data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None else np.zeros(0, np.uint8)
+    start, end = int(offsets[0]), int(offsets[-1])
+    return (offsets - offsets[0]).astype(np.int64), data[start:end]
+
+
+def _from_parts(offsets: np.ndarray, data: np.ndarray) -> pa.Array:
+    offsets_type = pa.large_binary() if offsets[-1] > np.iinfo(np.int32).max else pa.binary()
+    dtype = np.int64 if offsets_type == pa.large_binary() else np.int32
+    return pa.Array.from_buffers(
+        offsets_type, len(offsets) - 1, [None, pa.py_buffer(offsets.astype(dtype)), pa.py_buffer(data.tobytes())]
+    )
+
+
+def percent_decode(array: pa.Array, plus_is_space: bool = True) -> pa.Array:
+    """``unquote_plus`` over a whole binary/string array (no nulls): ``+`` -> space, ``%XX`` -> byte.
+
+    Returns a binary array (the decoded bytes need not be UTF-8); malformed escapes stay as they are, like
+    :func:`urllib.parse.unquote_plus`.
+    """
+    array = array.cast(pa.binary()) if pa.types.is_string(array.type) else array
+    array = array.cast(pa.large_binary()) if pa.types.is_large_string(array.type) else array
+    if array.null_count:
+        raise ValueError("percent_decode needs an array without nulls")
+    offsets, data = _binary_parts(array)
+    if len(data) == 0:
+        return _from_parts(offsets, data)
+    data = data.copy()
+    if plus_is_space:
+        data[data == ord("+")] = ord(" ")
+    percents = np.flatnonzero(data[:-2] == ord("%")) if len(data) > 2 else np.zeros(0, np.int64)
+    if len(percents) == 0:
+        return _from_parts(offsets, data)
+    high = _HEX_VALUE[data[percents + 1]]
+    low = _HEX_VALUE[data[percents + 2]]
+    value_end = offsets[np.searchsorted(offsets, percents, side="right")]
+    valid = (high != 255) & (low != 255) & (percents + 2 < value_end)
+    percents, high, low = percents[valid], high[valid], low[valid]
+    data[percents] = high * 16 + low
+    keep = np.ones(len(data), dtype=bool)
+    keep[percents + 1] = False
+    keep[percents + 2] = False
+    dropped_before = np.concatenate(([0], np.cumsum(~keep)))
+    return _from_parts(offsets - dropped_before[offsets], data[keep])
+
+
+def to_utf8(array: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """Binary -> string array; values that are not valid UTF-8 become ``""``. Returns (strings, bad mask)."""
+    bad = np.zeros(len(array), dtype=bool)
+    candidate = array.view(pa.string()) if pa.types.is_binary(array.type) else array.view(pa.large_string())
+    try:
+        candidate.validate(full=True)
+        return candidate, bad
+    except pa.ArrowInvalid:
+        pass
+    offsets, data = _binary_parts(array)
+    high = np.flatnonzero(data >= 0x80)
+    suspects = np.unique(np.searchsorted(offsets, high, side="right") - 1)
+    values = array.to_pylist()
+    for row in suspects.tolist():
+        try:
+            values[row].decode("utf-8")
+        except UnicodeDecodeError:
+            bad[row] = True
+            values[row] = b""
+    return pa.array(values, type=array.type).view(candidate.type), bad
+
+
+def _needs_cleaning(array: pa.Array) -> np.ndarray:
+    """Rows that :func:`clean_text` may change: control bytes, double/leading/trailing spaces, or a UTF-8 lead
+    byte pair that can start a Unicode space (U+0085, U+00A0, U+1680, U+2000-U+205F, U+3000). Conservative."""
+    offsets, data = _binary_parts(array)
+    flagged = (data < 0x20) | (data == 0x7F)
+    if len(data) > 1:
+        here, after = data[:-1], data[1:]
+        flagged[:-1] |= (here == 0x20) & (after == 0x20)
+        flagged[:-1] |= (here == 0xC2) & ((after == 0x85) | (after == 0xA0))
+        flagged[:-1] |= ((here == 0xE1) & (after == 0x9A)) | ((here == 0xE3) & (after == 0x80))
+        flagged[:-1] |= (here == 0xE2) & ((after == 0x80) | (after == 0x81))
+    rows = np.zeros(len(array), dtype=bool)
+    rows[np.searchsorted(offsets, np.flatnonzero(flagged), side="right") - 1] = True
+    nonempty = np.flatnonzero(offsets[1:] > offsets[:-1])
+    rows[nonempty] |= (data[offsets[nonempty]] == 0x20) | (data[offsets[nonempty + 1] - 1] == 0x20)
+    return rows
+
+
+def clean_text(array: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """:func:`passkit.core.attribution.clean_text` over a string array: control characters and whitespace runs
+    become one space, ends trimmed; nulls become ``""``. Only the rows that need it go through the regexes."""
+    array = pc.fill_null(array.cast(pa.string()), "")
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    needs = _needs_cleaning(array)
+    if not needs.any():
+        return array
+    mask = pa.array(needs)
+    dirty = array.filter(mask)
+    dirty = pc.replace_substring_regex(dirty, _CONTROL_RUN, " ")
+    dirty = pc.replace_substring_regex(dirty, _WHITESPACE_RUN, " ")
+    return pc.replace_with_mask(array, mask, pc.utf8_trim_whitespace(dirty))
+
+
+def web_url_mask(array: pa.Array) -> np.ndarray:
+    """True where the value is an http(s) URL with a host and no whitespace (``attribution.is_web_url``)."""
+    matches = pc.match_substring_regex(pc.fill_null(array.cast(pa.string()), ""), _WEB_URL)
+    return matches.to_numpy(zero_copy_only=False)
+
+
+def parse_coordinate(raw: pa.Array, limit: float) -> tuple[pa.Array, pa.Array]:
+    """(float64 column, unparsable mask) from text or numbers: empty/null -> null; values outside
+    [-limit, limit] -> null (not an error; longitude limit 180, latitude 90)."""
+    if pa.types.is_integer(raw.type) or pa.types.is_floating(raw.type) or pa.types.is_decimal(raw.type):
+        values = raw.cast(pa.float64())
+        unparsable = pa.repeat(pa.scalar(False), len(raw))
+    else:
+        raw = pc.utf8_trim_whitespace(pc.fill_null(raw.cast(pa.string()), ""))
+        number = pc.match_substring_regex(raw, _NUMBER)
+        values = pc.cast(pc.if_else(number, raw, None), pa.float64())
+        unparsable = pc.invert(pc.or_(pc.equal(raw, ""), number))
+    in_range = pc.less_equal(pc.abs(values), limit)
+    return pc.if_else(in_range, values, None), unparsable
+
+
+class LicenseNormalizer:
+    """Normalises (name, url) license columns by mapping their few distinct pairs once, then taking."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, str], str] = {}
+
+    def _lookup(self, name: str, url: str) -> str:
+        pair = (name, url)
+        if pair not in self._cache:
+            self._cache[pair] = reconcile_licenses([name, url])
+        return self._cache[pair]
+
+    def __call__(self, names: pa.Array, urls: pa.Array | None = None) -> pa.Array:
+        """License id per row, from one or two columns that describe the same license (string arrays)."""
+        names = pc.fill_null(names.cast(pa.string()), "")
+        urls = pc.fill_null(urls.cast(pa.string()), "") if urls is not None else pa.nulls(len(names), pa.string())
+        urls = pc.fill_null(urls, "")
+        combined = pc.binary_join_element_wise(names, urls, "\t").dictionary_encode()
+        ids = [self._lookup(*value.split("\t", 1)) for value in combined.dictionary.to_pylist()]
+        return pc.take(pa.array(ids, pa.string()), combined.indices)
+
+
+def fill_license_urls(license_urls: pa.Array, license_ids: pa.Array) -> pa.Array:
+    """Cleaned license URL as given, else the canonical URL of the license id (never one for unknown/ARR)."""
+    given = clean_text(license_urls)
+    encoded = license_ids.dictionary_encode()
+    canonical = pc.take(pa.array([license_url(i) or "" for i in encoded.dictionary.to_pylist()]), encoded.indices)
+    return pc.if_else(pc.equal(given, ""), canonical, given)
+
+
+__all__ = [
+    "LicenseNormalizer",
+    "clean_text",
+    "fill_license_urls",
+    "parse_coordinate",
+    "percent_decode",
+    "to_utf8",
+    "web_url_mask",
+]

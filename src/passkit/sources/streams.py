@@ -1,0 +1,155 @@
+"""Streamed reading of plain, bzip2 and gzip files, with a parallel bzip2 decompressor when one is installed.
+
+Compression is recognised from the file's first bytes, not its name (YFCC100M's parts have no extension).
+bzip2 goes through ``lbzip2 -dc`` (decompresses blocks on all cores) when it is on PATH, else the standard
+library's ``bz2``. A stream that ends early or is corrupt does not raise: the reader stops, and ``problem`` says
+what happened so the caller can report it once with the number of rows it read.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import os
+import queue
+import shutil
+import subprocess
+import threading
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO, Literal
+
+Compression = Literal["none", "bz2", "gzip"]
+Decompressor = Literal["auto", "lbzip2", "python"]
+
+
+def sniff_compression(path: Path) -> Compression:
+    with path.open("rb") as handle:
+        magic = handle.read(3)
+    if magic == b"BZh":
+        return "bz2"
+    if magic[:2] == b"\x1f\x8b":
+        return "gzip"
+    return "none"
+
+
+def parallel_bzip2() -> str | None:
+    """Path of lbzip2 if installed (``PASSKIT_NO_LBZIP2=1`` disables it)."""
+    if os.environ.get("PASSKIT_NO_LBZIP2"):
+        return None
+    return shutil.which("lbzip2")
+
+
+class DecompressedStream:
+    """Read-only byte stream of a file's decompressed content; ``read(n)`` returns b"" at the end (or at the
+    point where a damaged stream stops, see ``problem``)."""
+
+    def __init__(self, path: str | os.PathLike[str], decompressor: Decompressor = "auto") -> None:
+        self.path = Path(path)
+        self.compression = sniff_compression(self.path)
+        self.problem = ""
+        self.decompressor = "none"
+        self._process: subprocess.Popen[bytes] | None = None
+        self._stream: BinaryIO
+        if self.compression == "bz2":
+            tool = parallel_bzip2() if decompressor != "python" else None
+            if decompressor == "lbzip2" and tool is None:
+                raise FileNotFoundError("lbzip2 is not installed (apt-get install lbzip2)")
+            if tool is not None:
+                self._process = subprocess.Popen(
+                    [tool, "-dc", str(self.path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=1 << 20
+                )
+                assert self._process.stdout is not None
+                self._stream = self._process.stdout  # type: ignore[assignment]
+                self.decompressor = "lbzip2"
+            else:
+                self._stream = bz2.open(self.path, "rb")  # type: ignore[assignment]  # noqa: SIM115
+                self.decompressor = "bz2"
+        elif self.compression == "gzip":
+            self._stream = gzip.open(self.path, "rb")  # type: ignore[assignment]  # noqa: SIM115
+            self.decompressor = "gzip"
+        else:
+            self._stream = self.path.open("rb")
+        self.bytes_read = 0
+
+    def read(self, size: int) -> bytes:
+        if self.problem:
+            return b""
+        try:
+            data = self._stream.read(size)
+        except (EOFError, OSError, zlib.error) as error:  # truncated or corrupt compressed data
+            self.problem = f"{self.path.name}: compressed stream is damaged or truncated ({error})"
+            return b""
+        if not data and self._process is not None:
+            self._finish_process()
+        self.bytes_read += len(data)
+        return data
+
+    def _finish_process(self) -> None:
+        assert self._process is not None
+        code = self._process.wait()
+        if code != 0 and not self.problem:
+            message = (self._process.stderr.read() if self._process.stderr else b"").decode("utf-8", "replace")
+            detail = " ".join(message.split())[:300] or f"exit status {code}"
+            self.problem = f"{self.path.name}: compressed stream is damaged or truncated (lbzip2: {detail})"
+
+    def close(self) -> None:
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._process.kill()
+            self._process.wait()
+            for pipe in (self._process.stdout, self._process.stderr):
+                if pipe is not None:
+                    pipe.close()
+        else:
+            self._stream.close()
+
+    def __enter__(self) -> DecompressedStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def prefetch_chunks(stream: DecompressedStream, chunk_bytes: int, depth: int = 3) -> Iterator[bytes]:
+    """Chunks of ``stream`` read ahead by a background thread, so that decompression (lbzip2 writing into the
+    pipe, or bz2/zlib, which release the GIL) keeps going while the caller parses. At most ``depth`` chunks wait
+    in memory. An error in the thread is raised here; the thread is stopped and joined when iteration ends."""
+    chunks: queue.Queue[bytes] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            while not stop.is_set():
+                data = stream.read(chunk_bytes)
+                while not stop.is_set():
+                    try:
+                        chunks.put(data, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if not data:
+                    return
+        except BaseException as error:  # noqa: BLE001 (re-raised by the consumer below)
+            errors.append(error)
+
+    thread = threading.Thread(target=produce, name=f"read {stream.path.name}", daemon=True)
+    thread.start()
+    try:
+        while True:
+            try:
+                data = chunks.get(timeout=0.1)
+            except queue.Empty:
+                if thread.is_alive() or not chunks.empty():
+                    continue
+                if errors:
+                    raise errors[0] from None
+                return
+            if not data:
+                return
+            yield data
+    finally:
+        stop.set()
+        thread.join()

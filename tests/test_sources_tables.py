@@ -85,7 +85,7 @@ def test_every_table_format_gives_the_same_records(tmp_path, name):
     )
     assert first["page_url"] == "https://www.flickr.com/photos/ana/101/" and first["malformed"] is None
     assert rows[1]["license"] == "CC-BY-NC-4.0" and rows[1]["latitude"] is None
-    assert rows[2]["malformed"] == "url is missing or not an http(s) URL"
+    assert rows[2]["malformed"] == "url is missing or not an http(s) or file:// URL"
     expected_lines = [1, 2, 3] if name.startswith("pool.parquet") or ".jsonl" in name else [2, 3, 4]
     assert [row["line"] for row in rows] == expected_lines
 
@@ -105,7 +105,7 @@ def test_csv_bad_rows_are_malformed_with_their_line(tmp_path):
     assert [(row["line"], row["malformed"]) for row in rows] == [
         (2, None),
         (3, "expected 7 fields, found 3"),
-        (4, "url is missing or not an http(s) URL"),  # an empty line
+        (4, "url is missing or not an http(s) or file:// URL"),  # an empty line
         (5, None),
     ]
     assert rows[3]["key"] == url_key("https://x.org/2.jpg")
@@ -197,3 +197,12 @@ def test_cli_select_on_a_table_with_column_mapping(tmp_path):
     assert pq.read_table(tmp_path / "c.rejects.parquet").num_rows == 2
     bad = CliRunner().invoke(app, ["select", str(path), "--col", "url", "--out", str(out)])
     assert bad.exit_code == 2 and "FIELD=COLUMN" in bad.output
+
+
+def test_url_tables_may_point_at_local_files(tmp_path):
+    local = dict(ROWS[0], image_url="file:///srv/mirror/101_a.jpg")
+    relative = dict(ROWS[0], image_url="mirror/101_a.jpg")
+    path = write_delimited(tmp_path / "pool.csv", [local, relative], ",")
+    rows = rows_of(TableReader(path, MAPPING))
+    assert rows[0]["malformed"] is None and rows[0]["url"] == "file:///srv/mirror/101_a.jpg"
+    assert rows[1]["malformed"] == "url is missing or not an http(s) or file:// URL"

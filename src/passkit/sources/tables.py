@@ -144,13 +144,12 @@ class PoolBuilder:
         for _, bad in text.values():
             bad_utf8 |= bad
         url = text["url"][0]
-        if self.local_files:
-            unusable_url = ~np.asarray(pc.starts_with(url, "file:///").to_numpy(zero_copy_only=False), bool)
-        else:
-            unusable_url = ~web_url_mask(url)
+        local = np.asarray(pc.starts_with(pc.fill_null(url, ""), "file:///").to_numpy(zero_copy_only=False), bool)
+        # Folders give file:// URLs; url tables may mix web URLs and local mirrors (file://): download takes both.
+        unusable_url = ~local if self.local_files else ~(local | web_url_mask(url))
         problems: list[tuple[np.ndarray, str]] = [
             (bad_utf8, "text field is not valid UTF-8"),
-            (unusable_url, "url is missing or not an http(s) URL"),
+            (unusable_url, "url is missing or not an http(s) or file:// URL"),
         ]
         coordinates = {}
         for name, limit in (("longitude", 180.0), ("latitude", 90.0)):

@@ -6,6 +6,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from tests.ssl_helpers import digits, png_bytes, write_image_folder, write_image_shards  # noqa: E402
+
 from passkit.core.manifest import ManifestBuilder, write_manifest  # noqa: E402
 from passkit.core.sample import Sample  # noqa: E402
 from passkit.core.shards import ShardPaths  # noqa: E402
@@ -20,7 +22,6 @@ from passkit.ssl.data import (  # noqa: E402
     epoch_plan,
     make_loader,
 )
-from tests.ssl_helpers import digits, png_bytes, write_image_folder, write_image_shards  # noqa: E402
 
 torch.set_num_threads(1)
 

@@ -7,12 +7,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from tests.ssl_helpers import ddp_worker, digits, global_batch, tiny_dino, write_image_shards  # noqa: E402
+
 from passkit.ssl.backbones import build_backbone  # noqa: E402
 from passkit.ssl.config import TrainConfig  # noqa: E402
 from passkit.ssl.losses import sinkhorn  # noqa: E402
 from passkit.ssl.methods import MoCoV2  # noqa: E402
 from passkit.ssl.train import ResumeError, train  # noqa: E402
-from tests.ssl_helpers import ddp_worker, digits, global_batch, tiny_dino, write_image_shards  # noqa: E402
 
 torch.set_num_threads(1)
 

@@ -30,6 +30,7 @@ def resolve_config(
     saved = out / "config.json"
     if resume and saved.exists():
         settings: dict[str, Any] = json.loads(saved.read_text())
+        settings.pop("max_steps", None)  # an early stop belongs to the invocation that asked for it
     else:
         settings = preset_settings(preset) if preset else {}
     explicit = {"data": str(data) if data else None, "method": method, "arch": arch}

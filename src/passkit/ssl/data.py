@@ -220,6 +220,7 @@ class ViewStream(IterableDataset):
         slot = self.rank * self.workers + role
         skip = len(range(role, self.skip_batches, self.workers)) * self.batch_size
         pending_bad = 0
+        last_good: tuple[Image.Image, int] | None = None
         for position, (name, data) in enumerate(self._raw_stream(slot)):
             if position < skip:
                 continue
@@ -231,11 +232,22 @@ class ViewStream(IterableDataset):
                 pending_bad += 1
                 continue
             for repeat in range(pending_bad + 1):
-                torch.manual_seed(hash((self.seed, self.epoch, slot, position, repeat)) & 0x7FFF_FFFF_FFFF_FFFF)
-                yield self.transform(image)
-            pending_bad = 0
+                yield self._augment(image, slot, position, repeat)
+            pending_bad, last_good = 0, (image, position)
         if pending_bad:
-            raise DataError(f"slot {slot}: the last {pending_bad} image(s) of the epoch could not be decoded")
+            if last_good is None:
+                raise DataError(f"slot {slot}: none of its {pending_bad} image(s) this epoch could be decoded")
+            for repeat in range(1, pending_bad + 1):  # trailing bad images: the last good one stands in
+                yield self._augment(last_good[0], slot, last_good[1], -repeat)
+
+    def _augment(self, image: Image.Image, slot: int, position: int, repeat: int) -> list[torch.Tensor]:
+        seed = hash((self.seed, self.epoch, slot, position, repeat)) & 0x7FFF_FFFF_FFFF_FFFF
+        if get_worker_info() is not None:
+            torch.manual_seed(seed)
+            return self.transform(image)
+        with torch.random.fork_rng(devices=[]):  # in the training process: leave its RNG stream untouched
+            torch.manual_seed(seed)
+            return self.transform(image)
 
 
 def collate_views(samples: list[list[torch.Tensor]]) -> list[torch.Tensor]:

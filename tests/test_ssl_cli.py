@@ -29,7 +29,7 @@ def test_tiny_preset_trains_and_resumes_from_the_command_line(tmp_path):
     result = runner.invoke(app, [*args, "--max-steps", "3"])
     assert result.exit_code == 0, result.output
     assert "not finished" in plain(result.output)
-    assert json.loads((run / "config.json").read_text())["arch"] == "resnet_tiny"
+    assert json.loads((run / "config.json").read_text())["arch"] == "vit_micro"
 
     result = runner.invoke(app, ["pretrain", "--out", str(run), "--resume", "--set", "progress=false"])
     assert result.exit_code == 0, result.output

@@ -96,7 +96,7 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "tiny-mocov2",
-            "MoCo-v2 at 16 px on a 4-block ViT: a CPU smoke run (about a minute for ~1,000 images on 2 idle cores)",
+            "MoCo-v2 at 16 px on a 4-block ViT: a CPU smoke run (about a minute for ~2,000 images on 2 cores)",
             {
                 "method": "mocov2",
                 "arch": "vit_micro",
@@ -147,7 +147,7 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "tiny-dino",
-            "DINO at 16 px (2x16 + 2x8 crops) on a 4-block ViT: a CPU smoke run (about a minute for ~1,000 images)",
+            "DINO at 16 px (2x16 + 2x8 crops) on a 4-block ViT: a CPU smoke run (about a minute for ~2,000 images)",
             {
                 "method": "dino",
                 "arch": "vit_micro",

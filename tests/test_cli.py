@@ -29,7 +29,6 @@ UNBUILT = [
     ["audit", "d"],
     ["release", "d", "--out", "r"],
     ["takedown", "r", "--keys", "k.txt", "--out", "r2"],
-    ["pretrain", "--method", "dino", "--data", "r", "--out", "run"],
     ["eval", "knn", "--checkpoint", "c", "--train", "t", "--val", "v"],
     ["eval", "linear", "--checkpoint", "c", "--train", "t", "--val", "v"],
 ]

@@ -287,13 +287,55 @@ def takedown(
 
 @app.command()
 def pretrain(
-    method: Annotated[Method, typer.Option(help="Self-supervised method.")],
-    data: Annotated[Path, typer.Option(help="Release or shard folder.")],
-    out: Annotated[Path, typer.Option(help="Run folder (checkpoints, logs).")],
-    arch: Annotated[str, typer.Option(help="resnet18 | resnet50 | vit_small.")] = "resnet50",
+    out: Annotated[Path, typer.Option(help="Run folder (config, metrics.jsonl, checkpoint.pt, backbone.pt).")],
+    data: Annotated[
+        Path | None, typer.Option(help="Release, shard folder (NNNNN.tar), a .tar, or an image folder.")
+    ] = None,
+    method: Annotated[Method | None, typer.Option(help="Self-supervised method (default: the preset's).")] = None,
+    arch: Annotated[str | None, typer.Option(help="resnet18 | resnet50 | resnet_tiny | vit_small | vit_micro.")] = None,
+    preset: Annotated[
+        str | None, typer.Option(help="pass-mocov2-r50-200ep | pass-swav-r50-200ep | pass-dino-vits16-300ep | tiny-*.")
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in OUT from its last checkpoint.")] = False,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Images per rank per step (before accumulation).")] = None,
+    accum_steps: Annotated[int | None, typer.Option(help="Gradient accumulation steps.")] = None,
+    workers: Annotated[int | None, typer.Option(help="DataLoader workers per rank.")] = None,
+    precision: Annotated[str | None, typer.Option(help="auto | fp32 | bf16 | fp16.")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop (resumably) after this many steps.")] = None,
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads per process.")] = None,
+    option: Annotated[
+        list[str] | None, typer.Option("--set", help="KEY=VALUE: any training option or method argument.")
+    ] = None,
 ) -> None:
-    """Pretrain a self-supervised model (MoCo-v2, SwAV, DINO) on shards."""
-    _not_built("pretrain", 9)
+    """Pretrain a self-supervised model (MoCo-v2, SwAV, DINO) on shards or images; torchrun for several GPUs."""
+    try:
+        from passkit.ssl.cli import run_pretrain
+    except ImportError as error:
+        err_console.print(f"[red]passkit pretrain needs the train extra[/] (pip install 'passkit[train]'): {error}")
+        raise typer.Exit(1) from error
+    flags = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "accum_steps": accum_steps,
+        "workers": workers,
+        "precision": precision,
+        "max_steps": max_steps,
+        "threads": threads,
+    }
+    code = run_pretrain(
+        out=out,
+        data=data,
+        method=method.value if method else None,
+        arch=arch,
+        preset=preset,
+        resume=resume,
+        flags={k: v for k, v in flags.items() if v is not None},
+        overrides=option or [],
+        console=console,
+        err_console=err_console,
+    )
+    raise typer.Exit(code)
 
 
 @eval_app.command()

@@ -1,0 +1,335 @@
+"""Pretraining step time of passkit vs lightly (MoCo-v2, SwAV, DINO), and the shard data path vs the step.
+
+Same network on both sides: passkit's ``resnet_tiny`` (torchvision ResNet-18 cut after stage 3, 2.8 M parameters,
+256-d), 64 px global crops (32 px local crops: 2+6 for SwAV, 2+8 for DINO), batch 32, one CPU thread, the same
+head sizes, queue and optimiser type per method. lightly's side is assembled as its examples do (its heads, losses
+and momentum helpers; SwAV and DINO forward crop by crop as in those examples). A step is forward + backward +
+optimiser step + momentum update on fixed tensors, so data loading is not in it. Each side runs in its own
+process (lightly in its own venv under /tmp, created here with plain pip), alternating per repeat so both see
+the same machine load; the figure is the median.
+
+The data path: passkit's shard stream (read, decode with draft mode, the recipe's augmentation, collate) with
+one DataLoader worker, in images/s, against the images/s one training process consumes (batch / step time).
+
+    python benchmarks/ssl_step_vs_lightly.py [--steps 8] [--repeats 3] [--skip-lightly]
+Targets: passkit step time <= 1.0x lightly's for each method; data path >= 1.5x the step's consumption.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+LIGHTLY_VENV = Path(os.environ.get("PASSKIT_LIGHTLY_VENV", "/tmp/passkit-lightly-venv"))
+METHODS = ("mocov2", "swav", "dino")
+BATCH, GLOBAL, LOCAL = 32, 64, 32
+N_LOCAL = {"mocov2": 0, "swav": 6, "dino": 8}
+QUEUE, PROTOTYPES, DINO_OUT = 4096, 3000, 4096
+
+
+def _views(method: str, seed: int = 0) -> list:
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    sizes = [GLOBAL, GLOBAL] + [LOCAL] * N_LOCAL[method]
+    return [torch.randn(BATCH, 3, s, s, generator=generator) for s in sizes]
+
+
+def _time_steps(step, steps: int) -> float:
+    for i in range(2):
+        step(i)
+    start = time.perf_counter()
+    for i in range(steps):
+        step(2 + i)
+    return (time.perf_counter() - start) / steps
+
+
+def passkit_step(method: str):
+    import torch
+
+    from passkit.ssl.backbones import build_backbone
+    from passkit.ssl.methods import DINO, MoCoV2, SwAV
+    from passkit.ssl.optim import LARS, clip_per_parameter
+
+    def backbone():
+        return build_backbone("resnet_tiny", GLOBAL)
+
+    torch.manual_seed(0)
+    if method == "mocov2":
+        model = MoCoV2(backbone, dim=128, queue_size=QUEUE, momentum=0.999, temperature=0.2)
+        optimizer = torch.optim.SGD(model.param_groups(1e-4), lr=0.03, momentum=0.9)
+    elif method == "swav":
+        model = SwAV(backbone, n_prototypes=PROTOTYPES, freeze_prototypes_iters=0)
+        optimizer = LARS(model.param_groups(1e-6), lr=0.6)
+    else:
+        model = DINO(backbone, out_dim=DINO_OUT, freeze_last_layer_epochs=0)
+        optimizer = torch.optim.AdamW(model.param_groups(0.04), lr=5e-4)
+    model.schedules = model.method_schedules(1, 1000)
+    model.iters_per_epoch = 1000
+    views = _views(method)
+
+    def step(i: int) -> None:
+        loss, _ = model(views, i)
+        loss.backward()
+        if method == "dino":
+            clip_per_parameter(model.parameters(), 3.0)
+        model.cancel_gradients(i)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        model.after_step(i)
+
+    return step
+
+
+def lightly_step(method: str):
+    import copy
+
+    import torch
+    from lightly.loss import DINOLoss, NTXentLoss, SwaVLoss
+    from lightly.models.modules import (
+        DINOProjectionHead,
+        MoCoProjectionHead,
+        SwaVProjectionHead,
+        SwaVPrototypes,
+    )
+    from lightly.models.utils import deactivate_requires_grad, update_momentum
+    from lightly.utils.lars import LARS
+    from torch import nn
+
+    from passkit.ssl.backbones import build_backbone
+
+    torch.manual_seed(0)
+    backbone = build_backbone("resnet_tiny", GLOBAL)
+    dim = backbone.dim
+    views = _views(method)
+
+    if method == "mocov2":
+
+        class MoCo(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.backbone = backbone
+                self.projection_head = MoCoProjectionHead(dim, dim, 128)
+                self.backbone_momentum = copy.deepcopy(self.backbone)
+                self.projection_head_momentum = copy.deepcopy(self.projection_head)
+                deactivate_requires_grad(self.backbone_momentum)
+                deactivate_requires_grad(self.projection_head_momentum)
+
+            def forward(self, x):
+                return self.projection_head(self.backbone(x))
+
+            def forward_momentum(self, x):
+                return self.projection_head_momentum(self.backbone_momentum(x)).detach()
+
+        model = MoCo()
+        criterion = NTXentLoss(temperature=0.2, memory_bank_size=(QUEUE, 128))
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.03, momentum=0.9, weight_decay=1e-4)
+
+        def step(i: int) -> None:
+            update_momentum(model.backbone, model.backbone_momentum, m=0.999)
+            update_momentum(model.projection_head, model.projection_head_momentum, m=0.999)
+            loss = criterion(model(views[0]), model.forward_momentum(views[1]))
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+
+        return step
+
+    if method == "swav":
+
+        class SwaV(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.backbone = backbone
+                self.projection_head = SwaVProjectionHead(dim, 2048, 128)
+                self.prototypes = SwaVPrototypes(128, n_prototypes=PROTOTYPES)
+
+            def forward(self, x):
+                x = self.projection_head(self.backbone(x))
+                x = nn.functional.normalize(x, dim=1, p=2)
+                return self.prototypes(x)
+
+        model = SwaV()
+        criterion = SwaVLoss(temperature=0.1, sinkhorn_iterations=3, sinkhorn_epsilon=0.05)
+        optimizer = LARS(model.parameters(), lr=0.6, weight_decay=1e-6)
+
+        def step(i: int) -> None:
+            model.prototypes.normalize()
+            features = [model(view) for view in views]
+            loss = criterion(features[:2], features[2:])
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+
+        return step
+
+    class Dino(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.student_backbone = backbone
+            self.student_head = DINOProjectionHead(dim, 2048, 256, DINO_OUT, freeze_last_layer=0)
+            self.teacher_backbone = copy.deepcopy(backbone)
+            self.teacher_head = DINOProjectionHead(dim, 2048, 256, DINO_OUT)
+            deactivate_requires_grad(self.teacher_backbone)
+            deactivate_requires_grad(self.teacher_head)
+
+        def forward(self, x):
+            return self.student_head(self.student_backbone(x))
+
+        def forward_teacher(self, x):
+            return self.teacher_head(self.teacher_backbone(x))
+
+    model = Dino()
+    criterion = DINOLoss(output_dim=DINO_OUT, warmup_teacher_temp_epochs=0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=0.04)
+
+    def step(i: int) -> None:
+        update_momentum(model.student_backbone, model.teacher_backbone, m=0.996)
+        update_momentum(model.student_head, model.teacher_head, m=0.996)
+        teacher_out = [model.forward_teacher(view) for view in views[:2]]
+        student_out = [model.forward(view) for view in views]
+        loss = criterion(teacher_out, student_out, epoch=0)
+        loss.backward()
+        model.student_head.cancel_last_layer_gradients(current_epoch=0)
+        optimizer.step()
+        optimizer.zero_grad()
+
+    return step
+
+
+def worker(side: str, method: str, steps: int) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    step = passkit_step(method) if side == "passkit" else lightly_step(method)
+    print(json.dumps({"s_per_step": _time_steps(step, steps)}))
+
+
+def ensure_lightly() -> tuple[Path | None, str]:
+    python = LIGHTLY_VENV / "bin" / "python"
+    check = [str(python), "-c", "import lightly, torch; print(lightly.__version__, torch.__version__)"]
+    if python.exists():
+        done = subprocess.run(check, capture_output=True, text=True)
+        if done.returncode == 0:
+            return python, done.stdout.strip()
+    print(f"installing lightly into {LIGHTLY_VENV} (plain pip) ...", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(LIGHTLY_VENV)], check=True)
+    install = subprocess.run([str(python), "-m", "pip", "install", "-q", "lightly"], capture_output=True, text=True)
+    if install.returncode != 0:
+        return None, "pip install lightly failed: " + (install.stderr or install.stdout).strip()[-600:]
+    done = subprocess.run(check, capture_output=True, text=True)
+    if done.returncode != 0:
+        return None, "lightly installed but does not import: " + done.stderr.strip()[-600:]
+    return python, done.stdout.strip()
+
+
+def run_worker(python: str, side: str, method: str, steps: int) -> float:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    args = [python, __file__, "--worker", side, "--method", method, "--steps", str(steps)]
+    done = subprocess.run(args, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"{side} {method} worker failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])["s_per_step"]
+
+
+def loader_images_per_second(method: str, shard_dir: Path, batches: int) -> float:
+    import torch
+
+    from passkit.ssl.augment import build_augment
+    from passkit.ssl.data import ViewStream, discover_units, make_loader
+
+    torch.set_num_threads(1)
+    augment = build_augment(method, GLOBAL, LOCAL, n_local=N_LOCAL[method])
+    stream = ViewStream(
+        discover_units(shard_dir), augment, BATCH, workers=1, decode_min_side=augment.cfg.decode_min_side()
+    )
+    iterator = iter(make_loader(stream, workers=1))
+    next(iterator)  # worker start-up is not throughput
+    start = time.perf_counter()
+    count = 0
+    for _ in range(batches):
+        count += len(next(iterator)[0])
+    return count / (time.perf_counter() - start)
+
+
+def make_shards(root: Path, count: int) -> str:
+    """Shards of real photos (../shared/data/people-dev when present) or synthetic 640x480 JPEGs."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from passkit.core.sample import Sample
+    from passkit.core.tar import write_shard
+
+    photos = sorted((REPO.parent / "shared" / "data" / "people-dev" / "images").rglob("*.jpg"))[:count]
+    blobs = [p.read_bytes() for p in photos]
+    source = f"{len(blobs)} people-dev photos"
+    rng = np.random.default_rng(0)
+    while len(blobs) < count:
+        base = np.linspace(0, 255, 640 * 480 * 3).reshape(480, 640, 3)
+        noise = rng.integers(0, 60, (480, 640, 3))
+        buffer = io.BytesIO()
+        Image.fromarray(((base + noise) % 256).astype("uint8")).save(buffer, format="JPEG", quality=90)
+        blobs.append(buffer.getvalue())
+        source = f"{len(photos)} photos + synthetic 640x480 JPEGs"
+    for shard in range(0, count, 64):
+        samples = [Sample.build(f"img-{i:05d}", jpg=blobs[i]) for i in range(shard, min(count, shard + 64))]
+        write_shard(root / f"{shard // 64:05d}.tar", samples)
+    return source
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip-lightly", action="store_true")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--worker", choices=["passkit", "lightly"])
+    parser.add_argument("--method", choices=METHODS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, args.method, args.steps)
+        return
+
+    lightly_python, note = (None, "skipped (--skip-lightly)") if args.skip_lightly else ensure_lightly()
+    print(f"lightly: {note}")
+    print(f"network: resnet_tiny (2.8 M params), {GLOBAL} px, batch {BATCH}, 1 thread, median of {args.repeats}")
+    step_time: dict[str, float] = {}
+    print(f"{'method':8} {'passkit s/step':>15} {'lightly s/step':>15} {'ratio':>7}  target <= 1.0x")
+    for method in args.methods:
+        ours, theirs = [], []
+        for _ in range(args.repeats):
+            ours.append(run_worker(sys.executable, "passkit", method, args.steps))
+            if lightly_python is not None:
+                theirs.append(run_worker(str(lightly_python), "lightly", method, args.steps))
+        step_time[method] = statistics.median(ours)
+        if theirs:
+            ratio = step_time[method] / statistics.median(theirs)
+            verdict = "ok" if ratio <= 1.0 else "MISSED"
+            print(f"{method:8} {step_time[method]:15.3f} {statistics.median(theirs):15.3f} {ratio:6.2f}x  {verdict}")
+        else:
+            print(f"{method:8} {step_time[method]:15.3f} {'-':>15} {'-':>7}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        source = make_shards(Path(tmp), 384)
+        print(f"\ndata path: passkit shards ({source}), 1 DataLoader worker, {GLOBAL}/{LOCAL} px crops")
+        print(f"{'method':8} {'loader img/s':>13} {'step img/s':>11} {'ratio':>7}  target >= 1.5x")
+        for method in args.methods:
+            produced = loader_images_per_second(method, Path(tmp), batches=8)
+            consumed = BATCH / step_time[method]
+            ratio = produced / consumed
+            verdict = "ok" if ratio >= 1.5 else "MISSED"
+            print(f"{method:8} {produced:13.1f} {consumed:11.1f} {ratio:6.2f}x  {verdict}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""MoCo-v2 (Chen et al. 2020): query encoder + momentum key encoder, MLP head, a queue of negatives, InfoNCE.
+
+Official recipe: queue 65,536, key-encoder momentum 0.999, temperature 0.2, 128-d MLP head, SGD lr 0.03 per 256,
+momentum 0.9, wd 1e-4, cosine. Shuffle-BN under DDP: keys are computed on a batch shuffled across ranks so that
+BatchNorm statistics cannot leak which key matches which query. In one process the same effect is obtained by
+running both encoders on ``shuffle_splits`` sub-batches with the key batch permuted (SplitBatchNorm-style).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from passkit.ssl.backbones import Backbone
+from passkit.ssl.distributed import all_gather_cat, broadcast, rank, world_size
+from passkit.ssl.heads import MoCoHead
+from passkit.ssl.losses import info_nce
+from passkit.ssl.methods.base import SSLMethod, ema_update, frozen_copy
+from passkit.ssl.schedules import constant_schedule
+
+
+class MoCoV2(SSLMethod):
+    def __init__(
+        self,
+        make_backbone: Callable[[], Backbone],
+        dim: int = 128,
+        queue_size: int = 65536,
+        momentum: float = 0.999,
+        temperature: float = 0.2,
+        shuffle_splits: int = 1,
+    ) -> None:
+        super().__init__()
+        self.backbone = make_backbone()
+        self.head = MoCoHead(self.backbone.dim, dim)
+        self.key_backbone = frozen_copy(self.backbone)
+        self.key_head = frozen_copy(self.head)
+        self.momentum = momentum
+        self.temperature = temperature
+        self.shuffle_splits = shuffle_splits
+        self.register_buffer("queue", F.normalize(torch.randn(queue_size, dim), dim=1))
+        self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+
+    def method_schedules(self, epochs: int, iters_per_epoch: int) -> dict[str, np.ndarray]:
+        return {"momentum": constant_schedule(self.momentum, epochs, iters_per_epoch)}
+
+    def _encode(self, images: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.head(self.backbone(images)), dim=1)
+
+    @torch.no_grad()
+    def _encode_keys(self, images: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.key_head(self.key_backbone(images)), dim=1)
+
+    @torch.no_grad()
+    def _shuffled_keys(self, images: torch.Tensor) -> torch.Tensor:
+        if world_size() > 1:
+            everything = all_gather_cat(images)
+            order = broadcast(torch.randperm(len(everything), device=images.device), 0)
+            mine = order.view(world_size(), -1)[rank()]
+            keys = self._encode_keys(everything[mine])
+            inverse = torch.argsort(order).view(world_size(), -1)[rank()]
+            return all_gather_cat(keys)[inverse]
+        if self.shuffle_splits > 1:
+            order = torch.randperm(len(images), device=images.device)
+            keys = torch.cat([self._encode_keys(part) for part in images[order].chunk(self.shuffle_splits)])
+            return keys[torch.argsort(order)]
+        return self._encode_keys(images)
+
+    @torch.no_grad()
+    def enqueue(self, keys: torch.Tensor) -> None:
+        """Replace the oldest entries of the queue with this step's keys of all ranks (a ring buffer)."""
+        keys = all_gather_cat(keys)
+        size = len(self.queue)
+        keys = keys[-size:]
+        index = (int(self.queue_ptr) + torch.arange(len(keys), device=keys.device)) % size
+        self.queue[index] = keys.to(self.queue.dtype)
+        self.queue_ptr.fill_((int(self.queue_ptr) + len(keys)) % size)
+
+    def forward(self, views: list[torch.Tensor], step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        query_images, key_images = views[0], views[1]
+        if world_size() == 1 and self.shuffle_splits > 1:
+            query = torch.cat([self._encode(part) for part in query_images.chunk(self.shuffle_splits)])
+        else:
+            query = self._encode(query_images)
+        keys = self._shuffled_keys(key_images)
+        loss = info_nce(query.float(), keys.float(), self.queue.clone().detach(), self.temperature)
+        self.enqueue(keys)
+        return loss, {}
+
+    @torch.no_grad()
+    def after_step(self, step: int) -> None:
+        m = float(self.schedules["momentum"][min(step, len(self.schedules["momentum"]) - 1)])
+        ema_update(self.key_backbone.parameters(), self.backbone.parameters(), m)
+        ema_update(self.key_head.parameters(), self.head.parameters(), m)

@@ -1,0 +1,1 @@
+"""Pipeline stages: pure batch functions ``stage(batch, cfg) -> StageResult``."""

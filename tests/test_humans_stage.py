@@ -110,3 +110,21 @@ def test_presets_have_fitted_combiners():
         assert 0.0 < combiner.threshold < 1.0, name
         assert set(combiner.features) <= {p.feature for p in preset.passes}
     assert get_preset("default").combiner().cv["recall"] >= 0.99
+
+
+def test_fast_preset_catches_every_clearly_visible_person(people_dev, shared_models):
+    """A small real subset (the full dev-set sweep lives in benchmarks/human_filter_dev.py)."""
+    import csv
+
+    with (people_dev / "labels.csv").open() as handle:
+        visible = [
+            r["file"]
+            for r in csv.DictReader(handle)
+            if r["min_person_box_frac"] and float(r["min_person_box_frac"]) > 0.02
+        ]
+    batch = [
+        Sample.build(f"p-{i:02d}", jpg=(people_dev / "images" / name).read_bytes())
+        for i, name in enumerate(visible[:10])
+    ]
+    result = humans_stage(batch, HumansConfig(preset="fast"))
+    assert result.kept == [], [row["humans_score"] for row in result.rows.to_pylist()]

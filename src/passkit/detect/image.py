@@ -40,7 +40,8 @@ def decode_for_detection(data: bytes, max_side: int) -> DecodedImage:
     """Decode ``data`` to BGR with the long side at most ``max_side`` (reduced JPEG decoding where possible)."""
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Large photos (> 89 MP) only warn; beyond Pillow's hard limit (2x that) it is a bomb.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             orientation = image.getexif().get(0x0112, 1)
             swapped = orientation in (5, 6, 7, 8)
@@ -48,7 +49,7 @@ def decode_for_detection(data: bytes, max_side: int) -> DecodedImage:
             if image.format == "JPEG":
                 image.draft("RGB" if image.mode != "L" else "L", (max_side, max_side))
             image.load()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+    except Image.DecompressionBombError as error:
         raise ImageBombError(str(error)) from error
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
         raise ImageDecodeError(f"cannot decode image: {error}") from error

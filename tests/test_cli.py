@@ -26,7 +26,6 @@ UNBUILT = [
     ["select", "pool.tsv"],
     ["download", "c.parquet", "--out", "d"],
     ["filter", "d", "--out", "f"],
-    ["detect", "x.jpg"],
     ["build", "c.toml"],
     ["review", "d"],
     ["audit", "d"],

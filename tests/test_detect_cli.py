@@ -53,3 +53,15 @@ def test_detect_eval_needs_one_source(tmp_path):
     labels.write_text("file,has_person\na.jpg,1\n")
     result = CliRunner().invoke(app, ["detect-eval", "--labels", str(labels)])
     assert result.exit_code != 0
+
+
+def test_detect_missing_path_is_a_clear_error(tmp_path):
+    result = CliRunner().invoke(app, ["detect", str(tmp_path / "nope.jpg"), "--out", str(tmp_path / "d.csv")])
+    assert result.exit_code == 2
+    assert "no such image or folder" in result.output
+
+
+def test_detect_unknown_preset(tmp_path):
+    result = CliRunner().invoke(app, ["detect", str(tmp_path), "--preset", "turbo"])
+    assert result.exit_code == 2
+    assert "unknown preset" in result.output

@@ -83,6 +83,15 @@ def filter_(
     _not_built("filter", 5)
 
 
+def _check_preset(name: str) -> None:
+    from passkit.detect.presets import get_preset
+
+    try:
+        get_preset(name)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--preset") from error
+
+
 @app.command()
 def detect(
     images: Annotated[list[Path], typer.Argument(help="Images or folders of images.")],
@@ -99,7 +108,11 @@ def detect(
 
     from passkit.detect.decisions import detect_files, find_images, write_decisions
 
-    files = find_images(images)
+    _check_preset(preset)
+    try:
+        files = find_images(images)
+    except FileNotFoundError as error:
+        raise typer.BadParameter(str(error), param_hint="IMAGES") from error
     with Progress(console=err_console, transient=True) as progress:
         task = progress.add_task(f"detect ({preset})", total=len(files))
         rows = detect_files(files, preset, threads, device, threshold, progress=lambda n: progress.advance(task, n))
@@ -128,6 +141,7 @@ def detect_eval(
 
     from passkit.detect.decisions import detect_files, dump_json, evaluate, read_labels
 
+    _check_preset(preset)
     truth = read_labels(labels)
     if (images is None) == (decisions is None):
         raise typer.BadParameter("give exactly one of --images or --decisions")

@@ -86,6 +86,15 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, min_score: float, top
     return Detections(boxes[keep], scores[keep])
 
 
+def candidates(scores: np.ndarray, min_score: float, limit: int = 300) -> np.ndarray:
+    """Indices of the at most ``limit`` best scores >= ``min_score`` (pre-NMS top-k: box decoding and NMS then
+    cost the same however cluttered the image)."""
+    index = np.flatnonzero(scores >= min_score)
+    if len(index) > limit:
+        index = index[np.argpartition(-scores[index], limit)[:limit]]
+    return index
+
+
 def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
     """Resize with area averaging when shrinking and bilinear when enlarging."""
     if image.shape[1] == width and image.shape[0] == height:
@@ -95,7 +104,11 @@ def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def to_chw(image: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
+    """(H, W, 3) -> float32 (1, 3, H, W)."""
+    out = np.empty((1, 3, *image.shape[:2]), np.float32)
+    for channel in range(3):
+        out[0, channel] = image[:, :, channel]
+    return out
 
 
 class Detector:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from passkit.detect.base import Detections, Detector, nms, resize, to_chw
+from passkit.detect.base import Detections, Detector, candidates, nms, resize, to_chw
 
 
 class FastestDet(Detector):
@@ -24,15 +24,15 @@ class FastestDet(Detector):
         grid = outputs[0][0]  # (85, rows, cols)
         rows, cols = grid.shape[1:]
         scores = (np.clip(grid[0], 0, 1) ** 0.6 * np.clip(grid[5], 0, 1) ** 0.4).ravel()
-        candidates = np.flatnonzero(scores >= self.min_score)
-        if not len(candidates):
+        keep = candidates(scores, self.min_score)
+        if not len(keep):
             return Detections.empty()
-        ys, xs = np.divmod(candidates, cols)
-        flat = grid.reshape(85, -1)[:, candidates]
+        ys, xs = np.divmod(keep, cols)
+        flat = grid.reshape(85, -1)[:, keep]
         cx = (xs + np.tanh(flat[1])) / cols
         cy = (ys + np.tanh(flat[2])) / rows
         w = 1.0 / (1.0 + np.exp(-flat[3]))
         h = 1.0 / (1.0 + np.exp(-flat[4]))
         boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
         boxes *= np.array([size[0], size[1], size[0], size[1]], np.float32)
-        return nms(boxes, scores[candidates], self.nms_iou, self.min_score, self.top_k)
+        return nms(boxes, scores[keep], self.nms_iou, self.min_score, self.top_k)

@@ -10,6 +10,7 @@ import io
 import warnings
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -55,14 +56,15 @@ def decode_for_detection(data: bytes, max_side: int) -> DecodedImage:
         raise ImageDecodeError(f"cannot decode image: {error}") from error
     if image.width < 1 or image.height < 1:
         raise ImageDecodeError("image has no pixels")
-    image = ImageOps.exif_transpose(image)
+    if orientation != 1:
+        image = ImageOps.exif_transpose(image)
     image = _to_rgb(image)
     if max(image.size) > max_side:
         ratio = max_side / max(image.size)
         size = (max(1, round(image.width * ratio)), max(1, round(image.height * ratio)))
         image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
-    pixels = np.asarray(image, dtype=np.uint8)[:, :, ::-1]
-    return DecodedImage(np.ascontiguousarray(pixels), width, height)
+    pixels = cv2.cvtColor(np.asarray(image, dtype=np.uint8), cv2.COLOR_RGB2BGR)
+    return DecodedImage(pixels, width, height)
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

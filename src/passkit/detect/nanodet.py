@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from passkit.detect.base import Detections, Detector, nms, resize, to_chw
+from passkit.detect.base import Detections, Detector, candidates, nms, resize
 
 STRIDES = (8, 16, 32)
 REG_BINS = 8
@@ -40,25 +40,28 @@ class NanoDet(Detector):
         ratio = min(width / image.shape[1], height / image.shape[0])
         new_w, new_h = max(1, round(image.shape[1] * ratio)), max(1, round(image.shape[0] * ratio))
         left, top = (width - new_w) // 2, (height - new_h) // 2
-        canvas = np.zeros((height, width, 3), np.float32)
-        canvas[top : top + new_h, left : left + new_w] = (resize(image, new_w, new_h).astype(np.float32) - MEAN) / STD
-        return to_chw(canvas), (ratio, left, top)
+        canvas = np.zeros((1, 3, height, width), np.float32)
+        region = resize(image, new_w, new_h)
+        for channel in range(3):
+            plane = region[:, :, channel].astype(np.float32)
+            canvas[0, channel, top : top + new_h, left : left + new_w] = (plane - MEAN[channel]) * (1.0 / STD[channel])
+        return canvas, (ratio, left, top)
 
     def decode(self, outputs: list[np.ndarray], transform: tuple[float, int, int]) -> Detections:
         ratio, left, top = transform
         all_boxes, all_scores = [], []
         for cls_index, reg_index, stride, centres in self._levels:
             scores = outputs[cls_index][0][:, 0]
-            candidates = scores >= self.min_score
-            if not candidates.any():
+            keep = candidates(scores, self.min_score)
+            if not len(keep):
                 continue
-            logits = outputs[reg_index][0][candidates].reshape(-1, 4, REG_BINS)
+            logits = outputs[reg_index][0][keep].reshape(-1, 4, REG_BINS)
             logits = np.exp(logits - logits.max(axis=2, keepdims=True))
             distances = (logits / logits.sum(axis=2, keepdims=True)) @ self._bins * stride
-            centre = centres[candidates]
+            centre = centres[keep]
             boxes = np.concatenate([centre - distances[:, :2], centre + distances[:, 2:]], axis=1)
             all_boxes.append(boxes)
-            all_scores.append(scores[candidates])
+            all_scores.append(scores[keep])
         if not all_boxes:
             return Detections.empty()
         boxes = (np.concatenate(all_boxes) - np.array([left, top, left, top], np.float32)) / ratio

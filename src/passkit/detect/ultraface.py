@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from passkit.detect.base import Detections, Detector, nms, resize, to_chw
+from passkit.detect.base import Detections, Detector, candidates, nms, resize, to_chw
 
 
 class UltraFace(Detector):
@@ -22,5 +22,6 @@ class UltraFace(Detector):
 
     def decode(self, outputs: list[np.ndarray], size: tuple[int, int]) -> Detections:
         scores = outputs[self.output_names.index("scores")][0][:, 1]
-        boxes = outputs[self.output_names.index("boxes")][0] * np.array([size[0], size[1], size[0], size[1]])
-        return nms(boxes, scores, self.nms_iou, self.min_score, self.top_k)
+        keep = candidates(scores, self.min_score)
+        boxes = outputs[self.output_names.index("boxes")][0][keep] * np.array([size[0], size[1], size[0], size[1]])
+        return nms(boxes, scores[keep], self.nms_iou, self.min_score, self.top_k)

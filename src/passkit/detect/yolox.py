@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from passkit.detect.base import Detections, Detector, nms, resize, to_chw
+from passkit.detect.base import Detections, Detector, candidates, nms, resize, to_chw
 
 STRIDES = (8, 16, 32)
 
@@ -39,9 +39,9 @@ class YoloX(Detector):
     def decode(self, outputs: list[np.ndarray], ratio: float) -> Detections:
         rows = outputs[0][0]
         scores = rows[:, 4] * rows[:, 5]
-        candidates = scores >= self.min_score
-        rows, scores = rows[candidates], scores[candidates]
-        grid, strides = self._grid[candidates], self._strides[candidates]
+        keep = candidates(scores, self.min_score)
+        rows, scores = rows[keep], scores[keep]
+        grid, strides = self._grid[keep], self._strides[keep]
         centres = (rows[:, :2] + grid) * strides
         sizes = np.exp(np.minimum(rows[:, 2:4], 10.0)) * strides
         boxes = np.concatenate([centres - sizes / 2, centres + sizes / 2], axis=1) / ratio

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from passkit.detect.base import Detections, Detector, nms, resize, to_chw
+from passkit.detect.base import Detections, Detector, candidates, nms, resize, to_chw
 
 STRIDES = (8, 16, 32)
 
@@ -45,16 +45,16 @@ class YuNet(Detector):
             cls = np.clip(outputs[cls_i][0][:, 0], 0, 1)
             obj = np.clip(outputs[obj_i][0][:, 0], 0, 1)
             scores = np.sqrt(cls * obj)
-            candidates = np.flatnonzero(scores >= self.min_score)
-            if not len(candidates):
+            keep = candidates(scores, self.min_score)
+            if not len(keep):
                 continue
-            rows, cols = np.divmod(candidates, width // stride)
-            raw = outputs[box_i][0][candidates]
+            rows, cols = np.divmod(keep, width // stride)
+            raw = outputs[box_i][0][keep]
             cx, cy = (cols + raw[:, 0]) * stride, (rows + raw[:, 1]) * stride
             w = np.exp(np.minimum(raw[:, 2], 10.0)) * stride
             h = np.exp(np.minimum(raw[:, 3], 10.0)) * stride
             all_boxes.append(np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1))
-            all_scores.append(scores[candidates])
+            all_scores.append(scores[keep])
         if not all_boxes:
             return Detections.empty()
         boxes = np.concatenate(all_boxes) / ratio

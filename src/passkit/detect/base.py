@@ -104,11 +104,8 @@ def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def to_chw(image: np.ndarray) -> np.ndarray:
-    """(H, W, 3) -> float32 (1, 3, H, W)."""
-    out = np.empty((1, 3, *image.shape[:2]), np.float32)
-    for channel in range(3):
-        out[0, channel] = image[:, :, channel]
-    return out
+    """(H, W, 3) uint8 -> float32 (1, 3, H, W), channel order unchanged."""
+    return cv2.dnn.blobFromImage(image, 1.0, swapRB=False, crop=False)
 
 
 class Detector:

@@ -20,10 +20,12 @@ from passkit.detect.yunet import YuNet
 FAMILIES: dict[str, type[Detector]] = {cls.family: cls for cls in (YoloX, NanoDet, FastestDet, YuNet, UltraFace)}
 
 
-def load_detector(name: str, threads: int = 1, device: str = "auto", min_score: float = 0.01) -> Detector:
+def load_detector(
+    name: str, threads: int = 1, device: str = "auto", min_score: float = 0.01, top_k: int = 50
+) -> Detector:
     """The detector for registry model ``name`` (file located, fetched and verified by the registry)."""
     entry = get_entry(name)
-    return FAMILIES[entry.family].load(name, threads=threads, device=device, min_score=min_score)
+    return FAMILIES[entry.family].load(name, threads=threads, device=device, min_score=min_score, top_k=top_k)
 
 
 def feature_name(model: str, view: str) -> str:
@@ -77,7 +79,10 @@ class Ensemble:
         self.detectors: dict[str, Detector] = {}
         for item in self.passes:
             if item.model not in self.detectors:
-                self.detectors[item.model] = load_detector(item.model, threads=threads, device=device)
+                # Only the best boxes per crop are kept, so NMS stops there.
+                self.detectors[item.model] = load_detector(
+                    item.model, threads=threads, device=device, top_k=max(1, boxes_per_pass)
+                )
 
     @property
     def features(self) -> list[str]:

@@ -65,6 +65,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--presets", default="fast,default")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (= cores used)")
+    parser.add_argument("--chunk", type=int, default=50, help="images per stage/raw alternation")
     args = parser.parse_args()
     if not (DEV / "images").is_dir():
         sys.exit(f"people-dev not found at {DEV} (set PASSKIT_SHARED)")
@@ -77,10 +78,10 @@ def main() -> None:
     )
     print(f"{'preset':8s} {'stage img/s':>12s} {'raw ORT img/s':>14s} {'ratio':>7s} {'stage img/s/core':>17s}")
     for name in args.presets.split(","):
-        # Interleave halves so both sides see the same background load on a shared machine.
-        half = len(photos) // 2
+        # Interleave chunks so both sides see the same background load on a shared machine.
         stage = raw = 0.0
-        for part in (photos[:half], photos[half:]):
+        for start in range(0, len(photos), args.chunk):
+            part = photos[start : start + args.chunk]
             stage += stage_seconds(name, part, args.threads)
             raw += raw_seconds(name, part, args.threads)
         stage_rate, raw_rate = len(photos) / stage, len(photos) / raw

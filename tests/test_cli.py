@@ -23,7 +23,6 @@ DESIGN_VERBS = [
     "demo",
 ]
 UNBUILT = [
-    ["detect", "x.jpg"],
     ["build", "c.toml"],
     ["review", "d"],
     ["audit", "d"],

@@ -239,13 +239,95 @@ def filter_(
         raise typer.Exit(1)
 
 
+def _check_preset(name: str) -> None:
+    from passkit.detect.presets import get_preset
+
+    try:
+        get_preset(name)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--preset") from error
+
+
 @app.command()
 def detect(
     images: Annotated[list[Path], typer.Argument(help="Images or folders of images.")],
     out: Annotated[Path, typer.Option(help="decisions.csv: file,has_person,score,reason.")] = Path("decisions.csv"),
+    preset: Annotated[str, typer.Option(help="fast | default | strong (see docs/human-filter.md).")] = "default",
+    threshold: Annotated[
+        float | None, typer.Option(help="Fused-score threshold (default: the calibrated one).")
+    ] = None,
+    threads: Annotated[int, typer.Option(help="onnxruntime threads.")] = 1,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
 ) -> None:
     """Run the human detector ensemble on images and write one decision row per image."""
-    _not_built("detect", 6)
+    from rich.progress import Progress
+
+    from passkit.detect.decisions import detect_files, find_images, write_decisions
+
+    _check_preset(preset)
+    try:
+        files = find_images(images)
+    except FileNotFoundError as error:
+        raise typer.BadParameter(str(error), param_hint="IMAGES") from error
+    with Progress(console=err_console, transient=True) as progress:
+        task = progress.add_task(f"detect ({preset})", total=len(files))
+        rows = detect_files(files, preset, threads, device, threshold, progress=lambda n: progress.advance(task, n))
+    write_decisions(out, rows)
+    flagged = sum(row["has_person"] for row in rows)
+    unreadable = sum(1 for row in rows if row["reason"] and not row["reason"].startswith("humans:"))
+    console.print(
+        f"{len(files)} images: {flagged} with people, {len(files) - flagged - unreadable} without, "
+        f"{unreadable} unreadable -> {out}"
+    )
+
+
+@app.command(name="detect-eval")
+def detect_eval(
+    labels: Annotated[Path, typer.Option(help="labels.csv with file,has_person.")],
+    images: Annotated[Path | None, typer.Option(help="Folder of the labeled images (runs the detectors).")] = None,
+    decisions: Annotated[Path | None, typer.Option(help="An existing decisions.csv instead of --images.")] = None,
+    preset: Annotated[str, typer.Option(help="fast | default | strong.")] = "default",
+    threads: Annotated[int, typer.Option(help="onnxruntime threads.")] = 1,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON here.")] = None,
+) -> None:
+    """Recall, retention, misses by file and the threshold sweep of the human filter on labeled images."""
+    import json as json_module
+
+    from rich.progress import Progress
+
+    from passkit.detect.decisions import detect_files, dump_json, evaluate, read_labels
+
+    _check_preset(preset)
+    truth = read_labels(labels)
+    if (images is None) == (decisions is None):
+        raise typer.BadParameter("give exactly one of --images or --decisions")
+    if images is not None:
+        files = sorted(images / name for name in truth if (images / name).is_file())
+        with Progress(console=err_console, transient=True) as progress:
+            task = progress.add_task(f"detect ({preset})", total=len(files))
+            rows = detect_files(files, preset, threads, progress=lambda n: progress.advance(task, n))
+    else:
+        import csv
+
+        with decisions.open(newline="", encoding="utf-8") as handle:
+            rows = [{**r, "has_person": int(r["has_person"])} for r in csv.DictReader(handle)]
+    report = evaluate(rows, truth, preset)
+    sweep = Table(title=f"threshold sweep ({preset}; OR-rules on)")
+    for column in ("threshold", "recall", "retention", "caught", "kept"):
+        sweep.add_column(column, justify="right")
+    for point in report["sweep"]:
+        sweep.add_row(*(str(point[c]) for c in ("threshold", "recall", "retention", "caught", "kept")))
+    console.print(sweep)
+    console.print(f"misses ({len(report['misses'])}): {', '.join(report['misses']) or '-'}")
+    console.print(f"false alarms: {len(report['false_alarms'])}; unreadable: {len(report['unreadable'])}")
+    console.print(
+        f"[bold]{preset}[/]: recall {report['recall']:.4f} ({report['caught']}/{report['positives']} images with "
+        f"people caught), retention {report['retention']:.4f} ({report['kept']}/{report['negatives']} people-free kept)"
+    )
+    if json_out is not None:
+        dump_json(json_out, report)
+    else:
+        console.print_json(json_module.dumps({k: v for k, v in report.items() if k != "sweep"}))
 
 
 @app.command()

@@ -1,1 +1,1 @@
-"""Pipeline stages: pure batch functions ``stage(batch, cfg) -> StageResult`` (see passkit.core.stage)."""
+"""Pipeline stages: pure batch functions ``stage(batch, cfg) -> StageResult``."""

@@ -1,0 +1,96 @@
+"""Speed of the humans stage against raw onnxruntime throughput of the same models, same threads.
+
+Over N real-size JPEGs (the people-dev photos cycled, >= 1,000 by default):
+  stage   humans_stage on Samples holding the JPEG bytes: decoding (JPEG draft), views, pre-processing, inference,
+          box decoding, fusion and the manifest rows — what a pipeline worker runs;
+  raw     the same models' session.run alone on the same inputs already decoded, cropped, resized and laid out as
+          tensors (prepared untimed, chunk by chunk so memory stays bounded).
+Prints images/s of both, the ratio stage/raw (target >= 0.85x) and images/s per core, for each preset.
+
+    python benchmarks/human_filter_speed.py [--images 1000] [--presets fast,default] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from passkit.core.sample import Sample
+from passkit.detect.image import decode_for_detection
+from passkit.detect.presets import get_preset
+from passkit.detect.views import crops
+from passkit.stages.humans import HumansConfig, _ensemble, humans_stage
+
+REPO = Path(__file__).resolve().parents[1]
+DEV = Path(os.environ.get("PASSKIT_SHARED", REPO.parent / "shared")) / "data" / "people-dev"
+os.environ.setdefault("PASSKIT_MODELS", str(DEV.parents[1] / "models"))
+
+
+def raw_seconds(preset_name: str, photos: list[bytes], threads: int, chunk: int = 25) -> float:
+    preset = get_preset(preset_name)
+    ensemble = _ensemble(preset.passes, threads, "cpu", 5)
+    total = 0.0
+    for start in range(0, len(photos), chunk):
+        tensors = []  # (detector, tensor): prepared outside the timed region
+        for data in photos[start : start + chunk]:
+            image = decode_for_detection(data, preset.decode_max_side)
+            height, width = image.pixels.shape[:2]
+            for item in preset.passes:
+                detector = ensemble.detectors[item.model]
+                for x, y, w, h in crops(width, height, item.view):
+                    tensors.append((detector, detector.prepare(image.pixels[y : y + h, x : x + w])[0]))
+        began = time.perf_counter()
+        for detector, tensor in tensors:
+            detector.infer(tensor)
+        total += time.perf_counter() - began
+    return total
+
+
+def stage_seconds(preset_name: str, photos: list[bytes], threads: int, batch: int = 32) -> float:
+    cfg = HumansConfig(preset=preset_name, threads=threads, device="cpu")
+    samples = [Sample(f"bench-{i:06d}", {"jpg": data}) for i, data in enumerate(photos)]
+    humans_stage(samples[:1], cfg)  # load models before timing (once per worker process in a pipeline)
+    began = time.perf_counter()
+    for start in range(0, len(samples), batch):
+        result = humans_stage(samples[start : start + batch], cfg)
+        assert result.rows.num_rows == len(samples[start : start + batch])
+    return time.perf_counter() - began
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=1000)
+    parser.add_argument("--presets", default="fast,default")
+    parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (= cores used)")
+    parser.add_argument("--chunk", type=int, default=50, help="images per stage/raw alternation")
+    args = parser.parse_args()
+    if not (DEV / "images").is_dir():
+        sys.exit(f"people-dev not found at {DEV} (set PASSKIT_SHARED)")
+    files = sorted((DEV / "images").glob("*.jpg"))
+    photos = [files[i % len(files)].read_bytes() for i in range(args.images)]
+    mean_kib = sum(map(len, photos)) / len(photos) / 1024
+    print(
+        f"{len(photos)} JPEGs (people-dev cycled, {len(files)} distinct, mean {mean_kib:.0f} KiB), "
+        f"threads={args.threads}"
+    )
+    print(f"{'preset':8s} {'stage img/s':>12s} {'raw ORT img/s':>14s} {'ratio':>7s} {'stage img/s/core':>17s}")
+    for name in args.presets.split(","):
+        # Interleave chunks so both sides see the same background load on a shared machine.
+        stage = raw = 0.0
+        for start in range(0, len(photos), args.chunk):
+            part = photos[start : start + args.chunk]
+            stage += stage_seconds(name, part, args.threads)
+            raw += raw_seconds(name, part, args.threads)
+        stage_rate, raw_rate = len(photos) / stage, len(photos) / raw
+        print(
+            f"{name:8s} {stage_rate:12.2f} {raw_rate:14.2f} {stage_rate / raw_rate:6.3f}x "
+            f"{stage_rate / args.threads:17.2f}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

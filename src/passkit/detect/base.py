@@ -1,0 +1,156 @@
+"""What every detector shares: onnxruntime sessions, detections, NMS, resizing."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+from passkit.detect.registry import ModelEntry, get_entry, model_path
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def providers_for(device: str = "auto") -> list[str]:
+    """onnxruntime providers: CUDA first when available (``auto``) or required (``cuda``), CPU otherwise."""
+    if device not in DEVICES:
+        raise ValueError(f"device {device!r} not in {DEVICES}")
+    available = ort.get_available_providers()
+    if device == "cuda":
+        if "CUDAExecutionProvider" not in available:
+            raise RuntimeError(f"device=cuda but onnxruntime offers only {available} (install onnxruntime-gpu)")
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if device == "auto" and "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def make_session(path: Path, threads: int = 1, device: str = "auto") -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, threads)
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # the upstream exports carry harmless "initializer in graph inputs" warnings
+    return ort.InferenceSession(os.fspath(path), sess_options=options, providers=providers_for(device))
+
+
+@dataclass
+class Detections:
+    """Boxes (N, 4) as x1, y1, x2, y2 in pixels of the image given to the detector, scores (N,), best first."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32))
+
+    @property
+    def max_score(self) -> float:
+        return float(self.scores[0]) if len(self.scores) else 0.0
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def shifted(self, dx: float, dy: float, scale: float = 1.0) -> Detections:
+        """Map boxes of a crop at (dx, dy) back to the full image, then scale (decoded -> original pixels)."""
+        offset = np.array([dx, dy, dx, dy], np.float32)
+        return Detections(((self.boxes + offset) * scale).astype(np.float32), self.scores)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, min_score: float, top_k: int) -> Detections:
+    """Greedy non-maximum suppression; keeps at most ``top_k`` boxes with score >= ``min_score``."""
+    keep_mask = scores >= min_score
+    boxes, scores = boxes[keep_mask].astype(np.float32), scores[keep_mask].astype(np.float32)
+    if not len(scores):
+        return Detections.empty()
+    order = np.argsort(-scores, kind="stable")
+    areas = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+    keep: list[int] = []
+    while len(order) and len(keep) < top_k:
+        best, rest = order[0], order[1:]
+        keep.append(int(best))
+        x1 = np.maximum(boxes[best, 0], boxes[rest, 0])
+        y1 = np.maximum(boxes[best, 1], boxes[rest, 1])
+        x2 = np.minimum(boxes[best, 2], boxes[rest, 2])
+        y2 = np.minimum(boxes[best, 3], boxes[rest, 3])
+        inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+        overlap = inter / np.maximum(areas[best] + areas[rest] - inter, 1e-9)
+        order = rest[overlap <= iou]
+    return Detections(boxes[keep], scores[keep])
+
+
+def candidates(scores: np.ndarray, min_score: float, limit: int = 300) -> np.ndarray:
+    """Indices of the at most ``limit`` best scores >= ``min_score`` (pre-NMS top-k: box decoding and NMS then
+    cost the same however cluttered the image)."""
+    index = np.flatnonzero(scores >= min_score)
+    if len(index) > limit:
+        index = index[np.argpartition(-scores[index], limit)[:limit]]
+    return index
+
+
+def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resize with area averaging when shrinking and bilinear when enlarging."""
+    if image.shape[1] == width and image.shape[0] == height:
+        return image
+    shrink = width * height < image.shape[0] * image.shape[1]
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def to_chw(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 -> float32 (1, 3, H, W), channel order unchanged."""
+    return cv2.dnn.blobFromImage(image, 1.0, swapRB=False, crop=False)
+
+
+class Detector:
+    """One ONNX model with its exact pre/post-processing. Images are BGR uint8 (H, W, 3).
+
+    ``prepare`` turns an image into the network input and the transform needed to map boxes back; ``decode`` turns
+    the raw outputs of one image into :class:`Detections` in image pixels. ``infer`` runs the network on a prepared
+    tensor, so throughput on pre-resized tensors can be measured apart from decoding.
+    """
+
+    family = ""
+    nms_iou = 0.45
+
+    def __init__(self, entry: ModelEntry, session: ort.InferenceSession, min_score: float = 0.01, top_k: int = 50):
+        self.entry = entry
+        self.session = session
+        self.min_score = min_score
+        self.top_k = top_k
+        self.input_name = session.get_inputs()[0].name
+        self.output_names = [output.name for output in session.get_outputs()]
+
+    @classmethod
+    def load(cls, name: str, threads: int = 1, device: str = "auto", **kwargs: Any) -> Detector:
+        entry = get_entry(name)
+        if entry.family != cls.family:
+            raise ValueError(f"model {name} is a {entry.family} model, not {cls.family}")
+        return cls(entry, make_session(model_path(name), threads=threads, device=device), **kwargs)
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    @property
+    def task(self) -> str:
+        return self.entry.task
+
+    def prepare(self, image: np.ndarray) -> tuple[np.ndarray, Any]:
+        raise NotImplementedError
+
+    def decode(self, outputs: list[np.ndarray], transform: Any) -> Detections:
+        raise NotImplementedError
+
+    def infer(self, tensor: np.ndarray) -> list[np.ndarray]:
+        return self.session.run(self.output_names, {self.input_name: tensor})
+
+    def __call__(self, image: np.ndarray) -> Detections:
+        tensor, transform = self.prepare(image)
+        return self.decode(self.infer(tensor), transform)

@@ -1,0 +1,88 @@
+"""Decoding images for detection: reduced-size JPEG decoding (draft mode), any mode to BGR uint8.
+
+The stored image is never touched; detection sees a copy whose long side is at most ``max_side`` pixels. JPEG
+draft mode lets libjpeg decode at 1/2, 1/4 or 1/8 scale directly, which is most of the decoding cost saved.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+BACKGROUND = (114, 114, 114)  # grey behind transparent pixels: neither a white nor a black cue
+
+
+class ImageDecodeError(ValueError):
+    """Bytes that are not a decodable image (``image:corrupt``)."""
+
+
+class ImageBombError(ValueError):
+    """An image whose pixel count is beyond Pillow's decompression-bomb limit (``image:bomb``)."""
+
+
+@dataclass
+class DecodedImage:
+    pixels: np.ndarray  # BGR uint8 (H, W, 3), long side <= max_side
+    width: int  # original size, after EXIF orientation
+    height: int
+
+    @property
+    def scale(self) -> float:
+        """Factor from decoded pixels to original pixels."""
+        return self.width / self.pixels.shape[1]
+
+
+def decode_for_detection(data: bytes, max_side: int) -> DecodedImage:
+    """Decode ``data`` to BGR with the long side at most ``max_side`` (reduced JPEG decoding where possible)."""
+    try:
+        with warnings.catch_warnings():
+            # Large photos (> 89 MP) only warn; beyond Pillow's hard limit (2x that) it is a bomb.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            orientation = image.getexif().get(0x0112, 1)
+            swapped = orientation in (5, 6, 7, 8)
+            width, height = (image.height, image.width) if swapped else image.size
+            if image.format == "JPEG":
+                image.draft("RGB" if image.mode != "L" else "L", (max_side, max_side))
+            image.load()
+    except Image.DecompressionBombError as error:
+        raise ImageBombError(str(error)) from error
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
+        raise ImageDecodeError(f"cannot decode image: {error}") from error
+    if image.width < 1 or image.height < 1:
+        raise ImageDecodeError("image has no pixels")
+    if orientation != 1:
+        image = ImageOps.exif_transpose(image)
+    image = _to_rgb(image)
+    if max(image.size) > max_side:
+        ratio = max_side / max(image.size)
+        size = (max(1, round(image.width * ratio)), max(1, round(image.height * ratio)))
+        image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    pixels = cv2.cvtColor(np.asarray(image, dtype=np.uint8), cv2.COLOR_RGB2BGR)
+    return DecodedImage(pixels, width, height)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode == "RGB":
+        return image
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        image = image.convert("RGBA")
+        background = Image.new("RGBA", image.size, (*BACKGROUND, 255))
+        return Image.alpha_composite(background, image).convert("RGB")
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+        array = np.asarray(image, dtype=np.float64)
+        top = float(array.max()) or 1.0
+        return Image.fromarray((array * (255.0 / top)).astype(np.uint8)).convert("RGB")
+    if image.mode == "F":
+        array = np.nan_to_num(np.asarray(image, dtype=np.float64))
+        low, high = float(array.min()), float(array.max())
+        scaled = (array - low) * (255.0 / (high - low)) if high > low else np.zeros_like(array)
+        return Image.fromarray(scaled.astype(np.uint8)).convert("RGB")
+    return image.convert("RGB")

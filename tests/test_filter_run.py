@@ -88,7 +88,7 @@ def _rows(out: Path) -> dict[str, dict]:
 
 def test_filter_end_to_end(download_dir: Path, tmp_path: Path):
     out = tmp_path / "filtered"
-    cfg = FilterConfig(cap=CapConfig(max_per_creator=3))
+    cfg = FilterConfig(humans=None, cap=CapConfig(max_per_creator=3))
     summary = run_filter(download_dir, out, cfg)
     assert summary.ok and summary.processed == 2 and summary.unfinished_inputs == ["00002"]
     rows = _rows(out)
@@ -127,21 +127,21 @@ def test_filter_end_to_end(download_dir: Path, tmp_path: Path):
 
 def test_resume_and_rethreshold(download_dir: Path, tmp_path: Path):
     out = tmp_path / "filtered"
-    first = run_filter(download_dir, out, FilterConfig())
+    first = run_filter(download_dir, out, FilterConfig(humans=None))
     tars = {p.name: p.read_bytes() for p in out.glob("*.tar")}
     manifests = {p.name: read_manifest(p) for p in out.glob("*.parquet")}
-    again = run_filter(download_dir, out, FilterConfig())
+    again = run_filter(download_dir, out, FilterConfig(humans=None))
     assert (again.processed, again.resumed) == (0, 2) and again.counts == first.counts
     assert {p.name: p.read_bytes() for p in out.glob("*.tar")} == tars
     assert all(read_manifest(out / name).equals(table) for name, table in manifests.items())
     # Only the global pass reruns with new thresholds: no near-dedup now.
-    loose = run_filter(download_dir, out, FilterConfig(dedup=DedupConfig(near=False)))
+    loose = run_filter(download_dir, out, FilterConfig(humans=None, dedup=DedupConfig(near=False)))
     assert loose.processed == 0 and _rows(out)["dup-c-near"]["status"] == KEPT
 
 
 def test_deterministic_output_and_two_workers(download_dir: Path, tmp_path: Path):
-    run_filter(download_dir, tmp_path / "a", FilterConfig())
-    run_filter(download_dir, tmp_path / "b", FilterConfig(), workers=2)
+    run_filter(download_dir, tmp_path / "a", FilterConfig(humans=None))
+    run_filter(download_dir, tmp_path / "b", FilterConfig(humans=None), workers=2)
     for name in ("00000.tar", "00001.tar"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
@@ -151,7 +151,7 @@ def test_exclude_near_eval_set(download_dir: Path, tmp_path: Path):
     eval_dir.mkdir(parents=True)
     (eval_dir / "0001.jpg").write_bytes(encode(photo(300).resize((320, 240)), "JPEG", quality=80))
     (eval_dir / "broken.jpg").write_bytes(b"nope")
-    summary = run_filter(download_dir, tmp_path / "out", FilterConfig(), exclude_near=[tmp_path / "eval"])
+    summary = run_filter(download_dir, tmp_path / "out", FilterConfig(humans=None), exclude_near=[tmp_path / "eval"])
     row = _rows(tmp_path / "out")["gps-photo"]
     assert row["reason"] == DEDUP_EVAL_SET and row["dup_of"].endswith("0001.jpg")
     assert summary.eval_images == 1 and len(summary.eval_unreadable) == 1
@@ -167,8 +167,8 @@ def _exploding_stage(batch: list[Sample], cfg: object) -> object:
 
 
 def test_a_failing_shard_does_not_stop_the_run(download_dir: Path, tmp_path: Path):
-    stages = [*shard_stages(FilterConfig()), ("explode", _exploding_stage, None)]
-    summary = run_filter(download_dir, tmp_path / "out", FilterConfig(), stages=stages)
+    stages = [*shard_stages(FilterConfig(humans=None)), ("explode", _exploding_stage, None)]
+    summary = run_filter(download_dir, tmp_path / "out", FilterConfig(humans=None), stages=stages)
     assert [name for name, _ in summary.failed] == ["00001"] and not summary.ok
     assert [s.name for s in list_shards(tmp_path / "out")] == ["00000"]
     assert not ShardPaths(tmp_path / "out" / "per-shard", 1).done  # retried by the next run
@@ -176,13 +176,17 @@ def test_a_failing_shard_does_not_stop_the_run(download_dir: Path, tmp_path: Pat
 
 def test_cli_filter_prints_a_summary_that_adds_up(download_dir: Path, tmp_path: Path):
     out = tmp_path / "cli"
-    result = CliRunner().invoke(app, ["filter", str(download_dir), "--out", str(out), "--resize", "100"])
+    result = CliRunner().invoke(
+        app, ["filter", str(download_dir), "--out", str(out), "--resize", "100", "--humans", "off"]
+    )
     assert result.exit_code == 0, result.output
     assert "add up" in result.output and "image:corrupt" in result.output and "dedup:exact" in result.output
     for shard in list_shards(out):
         for sample in read_shard(shard.tar):
             assert max(Image.open(io.BytesIO(sample.parts[sample.image_ext()])).size) <= 100
-    bad = CliRunner().invoke(app, ["filter", str(download_dir), "--out", str(out), "--exclude-near", "/nonexistent"])
+    bad = CliRunner().invoke(
+        app, ["filter", str(download_dir), "--out", str(out), "--humans", "off", "--exclude-near", "/nonexistent"]
+    )
     assert bad.exit_code == 2 and "does not exist" in bad.output
     empty = CliRunner().invoke(app, ["filter", str(tmp_path / "nothing"), "--out", str(out)])
     assert empty.exit_code == 2 and "no shards" in empty.output
@@ -194,7 +198,7 @@ def test_truncated_input_tar_is_recorded_not_fatal(tmp_path: Path):
     shard = _write_input(root, 0, samples, [])
     data = shard.tar.read_bytes()
     shard.tar.write_bytes(data[: len(data) // 2])
-    summary = run_filter(root, tmp_path / "out", FilterConfig())
+    summary = run_filter(root, tmp_path / "out", FilterConfig(humans=None))
     rows = _rows(tmp_path / "out")
     assert summary.rows == 6 and summary.problems and not summary.failed
     missing = [key for key, row in rows.items() if row["reason"] == IMAGE_MISSING]
@@ -210,7 +214,7 @@ def test_exact_key_pixels_through_the_filter(tmp_path: Path):
         Sample.build("b-bmp", bmp=encode(image, "BMP"), json=_attribution("b")),
     ]
     _write_input(root, 0, samples, [])
-    cfg = FilterConfig(dedup=DedupConfig(exact_key="pixels"))
+    cfg = FilterConfig(humans=None, dedup=DedupConfig(exact_key="pixels"))
     run_filter(root, tmp_path / "out", cfg)
     rows = _rows(tmp_path / "out")
     assert (rows["b-bmp"]["reason"], rows["b-bmp"]["dup_of"]) == (DEDUP_EXACT, "a-png")
@@ -221,7 +225,7 @@ def test_retry_rounds_of_the_download_count_once(download_dir: Path, tmp_path: P
     retried = Sample.build("gone-timeout", jpg=encode(photo(600), "JPEG"), json=_attribution("r"))
     _write_input(download_dir, 3, [retried], [])
     out = tmp_path / "filtered"
-    summary = run_filter(download_dir, out, FilterConfig())
+    summary = run_filter(download_dir, out, FilterConfig(humans=None))
     rows = _rows(out)  # asserts one row per key across all output manifests
     assert rows["gone-timeout"]["status"] == KEPT
     assert summary.rows == len(rows) == summary.input_rows + 1  # + the unlisted sample

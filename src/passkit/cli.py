@@ -214,24 +214,34 @@ def filter_(
     min_side: Annotated[int, typer.Option(help="Reject images whose short side is smaller.")] = 64,
     max_pixels: Annotated[int, typer.Option(help="Decompression-bomb limit in pixels.")] = 64_000_000,
     batch_size: Annotated[int, typer.Option(help="Images decoded at once per worker.")] = 32,
+    humans: Annotated[
+        str, typer.Option(help="Human filter preset: fast | default | strong, or 'off' (not for a release).")
+    ] = "default",
+    humans_threshold: Annotated[
+        float | None, typer.Option(help="Human filter fused-score threshold (default: the calibrated one).")
+    ] = None,
 ) -> None:
-    """Validate, scrub privacy metadata, remove humans/PII/NSFW, dedup and cap."""
+    """Validate, remove images with people, scrub privacy metadata, dedup and cap."""
+    from passkit.detect.registry import ModelError
     from passkit.run.filter import FilterConfig, print_summary, run_filter
     from passkit.stages.cap import CapConfig
     from passkit.stages.dedup import DedupConfig
+    from passkit.stages.humans import HumansConfig
     from passkit.stages.privacy import PrivacyConfig
     from passkit.stages.validate import ValidateConfig
 
     try:
+        humans_cfg = None if humans == "off" else HumansConfig(preset=humans, threshold=humans_threshold)
         cfg = FilterConfig(
             validate=ValidateConfig(max_pixels=max_pixels, min_side=min_side),
+            humans=humans_cfg,
             privacy=PrivacyConfig(resize_max_side=resize or None, keep_geo=keep_geo),
             dedup=DedupConfig(near_threshold=near_threshold),
             cap=CapConfig(max_per_creator=max_per_creator or None),
             batch_size=batch_size,
         )
         summary = run_filter(shards, out, cfg, workers=workers, exclude_near=exclude_near or (), console=err_console)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, ModelError) as error:
         err_console.print(f"[red]{error}[/]")
         raise typer.Exit(2) from error
     print_summary(summary, shards, out, console)

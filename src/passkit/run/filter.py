@@ -39,6 +39,7 @@ from passkit.core.tar import ShardError, ShardWriter, read_shard
 from passkit.run.local import run_shards
 from passkit.stages.cap import CapConfig, cap_table
 from passkit.stages.dedup import DedupConfig, dedup_decisions, dedup_measure_stage, hashes_from_hex, phash_hex
+from passkit.stages.humans import HumansConfig, humans_stage
 from passkit.stages.image import DecodeError, DecodeLimits, ImageSample, decode
 from passkit.stages.privacy import PrivacyConfig, privacy_stage
 from passkit.stages.validate import ValidateConfig, validate_stage
@@ -55,6 +56,7 @@ GLOBAL_COLUMNS = ("key", "status", "exact_sha256", "phash", "creator", "pixels")
 @dataclass(frozen=True)
 class FilterConfig:
     validate: ValidateConfig = field(default_factory=ValidateConfig)
+    humans: HumansConfig | None = field(default_factory=HumansConfig)  # None: no human filter (never for a release)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     cap: CapConfig = field(default_factory=CapConfig)
@@ -67,17 +69,31 @@ class FilterConfig:
 
 def shard_stages(cfg: FilterConfig) -> list[StageSpec]:
     """The per-shard chain, in order: (name, pure stage function, frozen config). A new stage plugs in with one
-    line, e.g. ``("humans", humans_stage, HumansConfig())`` after privacy; dedup's measurement stays last."""
+    line (e.g. PII or NSFW after humans); dedup's measurement stays last. The human filter runs on validated
+    images before privacy re-encodes them, so rejected images cost no re-encoding."""
     validate_cfg = cfg.validate
     if validate_cfg.decode_max_side is None and cfg.privacy.resize_max_side is not None:
         validate_cfg = replace(validate_cfg, decode_max_side=cfg.privacy.resize_max_side)
     if cfg.dedup.exact_key == "pixels":  # the exact hash needs every pixel: decode once, in full
         validate_cfg = replace(validate_cfg, analysis_side=None)
+    humans = [("humans", humans_stage, cfg.humans)] if cfg.humans is not None else []
     return [
         ("validate", validate_stage, validate_cfg),
+        *humans,
         ("privacy", privacy_stage, cfg.privacy),
         ("dedup", dedup_measure_stage, cfg.dedup),
     ]
+
+
+def require_models(cfg: FilterConfig) -> None:
+    """Fail before any work when a detector model of the humans preset is missing or corrupt (clear error)."""
+    if cfg.humans is None:
+        return
+    from passkit.detect.presets import get_preset
+    from passkit.detect.registry import model_path
+
+    for model in sorted({p.model for p in get_preset(cfg.humans.preset).passes}):
+        model_path(model)
 
 
 @dataclass(frozen=True)
@@ -372,6 +388,8 @@ def run_filter(
     console: Any = None,
 ) -> FilterSummary:
     cfg = cfg or FilterConfig()
+    if stages is None:
+        require_models(cfg)
     chain = tuple(stages if stages is not None else shard_stages(cfg))
     out = Path(out_dir)
     staged_root = out / PER_SHARD_DIR

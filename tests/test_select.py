@@ -274,3 +274,11 @@ def test_cli_select_bad_policy_exits_2(tmp_path):
     result = CliRunner().invoke(app, ["select", str(source), "--policy", "bogus", "--out", str(tmp_path / "c.parquet")])
     assert result.exit_code == 2
     assert not (tmp_path / "c.parquet").exists()
+
+
+def test_candidate_schema_starts_with_the_contract_columns():
+    from passkit.core.candidates import CANDIDATE_COLUMNS
+    from passkit.sources.schema import CANDIDATE_SCHEMA
+
+    assert tuple(CANDIDATE_SCHEMA.names[: len(CANDIDATE_COLUMNS)]) == CANDIDATE_COLUMNS
+    assert list(CANDIDATE_COLUMNS) == CONTRACT_COLUMNS

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from rich.console import Console
 
 from passkit.core.atomic import atomic_path
+from passkit.core.candidates import CANDIDATE_COLUMNS
 from passkit.core.keys import is_valid_key
 from passkit.core.manifest import FAILED, KEPT, read_manifest
 from passkit.core.shards import list_shards
@@ -35,20 +36,6 @@ from passkit.download.policy import is_retryable
 from passkit.download.shard import ShardResult, ShardTask, download_shard
 from passkit.run.local import run_shards
 
-CANDIDATE_COLUMNS = (
-    "key",
-    "source",
-    "photo_id",
-    "url",
-    "page_url",
-    "license",
-    "license_url",
-    "creator",
-    "title",
-    "date_taken",
-    "latitude",
-    "longitude",
-)
 DEFAULT_SHARD_SIZE = 10_000
 STATE_DIR = ".passkit-download"
 

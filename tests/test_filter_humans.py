@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from conftest import make_samples
 from passkit.cli import app
 from passkit.core.manifest import KEPT, read_manifest, write_manifest
 from passkit.core.sample import Sample
@@ -48,8 +49,11 @@ def test_filter_removes_real_photos_with_people(people_dev: Path, shared_models:
     assert stored == {name.removesuffix(".jpg") for name in WITHOUT_PEOPLE}
 
 
-def test_missing_models_stop_the_filter_before_any_work(people_dev: Path, tmp_path: Path, monkeypatch):
-    source = _download_dir(tmp_path / "raw", people_dev / "images")
+def test_missing_models_stop_the_filter_before_any_work(tmp_path: Path, monkeypatch):
+    source = tmp_path / "raw"
+    samples = make_samples(3)
+    write_shard(ShardPaths(source, 0).tar, samples)
+    write_manifest(ShardPaths(source, 0).manifest, [{"key": s.key, "status": KEPT, "reason": ""} for s in samples])
     monkeypatch.setenv("PASSKIT_MODELS", str(tmp_path / "no-models"))
     monkeypatch.setenv("PASSKIT_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.setenv("PASSKIT_OFFLINE", "1")

@@ -388,8 +388,6 @@ def run_filter(
     console: Any = None,
 ) -> FilterSummary:
     cfg = cfg or FilterConfig()
-    if stages is None:
-        require_models(cfg)
     chain = tuple(stages if stages is not None else shard_stages(cfg))
     out = Path(out_dir)
     staged_root = out / PER_SHARD_DIR
@@ -397,6 +395,8 @@ def run_filter(
     inputs = list_shards(shards_dir, done_only=False)
     if not inputs:
         raise FileNotFoundError(f"no shards (NNNNN.tar + NNNNN.parquet) in {shards_dir}")
+    if stages is None:
+        require_models(cfg)
     summary.input_shards = len(inputs)
     summary.unfinished_inputs = [shard.name for shard in inputs if not shard.done]
     finished = [shard for shard in inputs if shard.done]

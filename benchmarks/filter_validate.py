@@ -9,7 +9,8 @@ alternating, in one process:
 
 * baseline: ``Image.open(BytesIO(data)).load()`` over every file (the decode limit);
 * passkit:  validate -> privacy -> dedup measurement over the same files in batches of 32, plus the global dedup
-  decision over all of them (default config: stored size kept; JPEGs that are stored by a lossless strip are
+  decision over all of them, with the full-decode pixel check of identical-pHash groups (default config: stored
+  size kept; JPEGs that are stored by a lossless strip are
   DCT-scaled at decode to the 128 px the analysis needs, the others decoded in full);
 * for reference: ``exact_key="pixels"`` (every image decoded in full and its pixels hashed) and ``--resize 500``
   (most images re-encoded).
@@ -36,7 +37,7 @@ import numpy as np
 from PIL import Image
 
 from passkit.core.sample import Sample
-from passkit.stages.dedup import DedupConfig, HammingIndex, dedup_decisions, dedup_measure_stage
+from passkit.stages.dedup import DedupConfig, HammingIndex, confirm_pixel_exact, dedup_decisions, dedup_measure_stage
 from passkit.stages.privacy import PrivacyConfig, privacy_stage
 from passkit.stages.validate import ValidateConfig, validate_stage
 
@@ -115,6 +116,7 @@ def passkit_stages(
     dedup_cfg = DedupConfig(exact_key=exact_key)
     actions: dict[str, int] = {}
     tables = []
+    keys = [f"b-{i:06d}" for i in range(len(datas))]
     start = time.perf_counter()
     for offset in range(0, len(datas), batch):
         samples = [
@@ -129,7 +131,14 @@ def passkit_stages(
             actions[action] = actions.get(action, 0) + 1
     import pyarrow as pa
 
-    dedup_decisions(pa.concat_tables(tables), dedup_cfg)
+    measured_rows = pa.concat_tables(tables)
+    decisions = dedup_decisions(measured_rows, dedup_cfg)
+    if exact_key == "stored":  # the global pass decodes only identical-pHash groups in full to compare pixels
+        stored = {sample_key: data for sample_key, data in zip(keys, datas, strict=True)}
+        decisions = confirm_pixel_exact(
+            decisions, measured_rows, lambda wanted: ((k, stored[k]) for k in wanted), validate_cfg.limits
+        )
+    actions["near/exact decisions"] = len(decisions)
     return time.perf_counter() - start, actions
 
 

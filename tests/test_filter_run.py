@@ -230,3 +230,26 @@ def test_retry_rounds_of_the_download_count_once(download_dir: Path, tmp_path: P
     assert rows["gone-timeout"]["status"] == KEPT
     assert summary.rows == len(rows) == summary.input_rows + 1  # + the unlisted sample
     assert "gone-timeout" in {s.key for s in read_shard(ShardPaths(out, 3).tar)}
+
+
+def test_same_pixels_coded_differently_are_exact_by_default(tmp_path: Path):
+    root = tmp_path / "download"
+    image = photo(1, (160, 120))
+    baseline = encode(image, "JPEG", quality=90)
+    progressive = encode(image, "JPEG", quality=90, progressive=True)
+    assert baseline != progressive
+    samples = [
+        Sample.build("a-png", png=encode(image, "PNG", compress_level=9), json=_attribution("a")),
+        Sample.build("b-png-fast", png=encode(image, "PNG", compress_level=1), json=_attribution("b")),
+        Sample.build("c-jpeg", jpg=baseline, json=_attribution("c")),
+        Sample.build("d-jpeg-progressive", jpg=progressive, json=_attribution("d")),
+        Sample.build("e-jpeg-recompressed", jpg=encode(image, "JPEG", quality=60), json=_attribution("e")),
+    ]
+    _write_input(root, 0, samples, [])
+    run_filter(root, tmp_path / "out", FilterConfig(humans=None))
+    rows = _rows(tmp_path / "out")
+    assert rows["a-png"]["status"] == KEPT
+    assert (rows["b-png-fast"]["reason"], rows["b-png-fast"]["dup_of"]) == (DEDUP_EXACT, "a-png")
+    jpegs = {rows[k]["reason"] for k in ("c-jpeg", "d-jpeg-progressive")}
+    assert DEDUP_EXACT in jpegs, "one of two codings of the same JPEG coefficients is an exact duplicate"
+    assert rows["e-jpeg-recompressed"]["reason"] == DEDUP_NEAR  # other pixels, same picture

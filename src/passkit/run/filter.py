@@ -38,7 +38,14 @@ from passkit.core.stage import StageResult
 from passkit.core.tar import ShardError, ShardWriter, read_shard
 from passkit.run.local import run_shards
 from passkit.stages.cap import CapConfig, cap_table
-from passkit.stages.dedup import DedupConfig, dedup_decisions, dedup_measure_stage, hashes_from_hex, phash_hex
+from passkit.stages.dedup import (
+    DedupConfig,
+    confirm_pixel_exact,
+    dedup_decisions,
+    dedup_measure_stage,
+    hashes_from_hex,
+    phash_hex,
+)
 from passkit.stages.humans import HumansConfig, humans_stage
 from passkit.stages.image import DecodeError, DecodeLimits, ImageSample, decode
 from passkit.stages.privacy import PrivacyConfig, privacy_stage
@@ -266,6 +273,18 @@ def _global_columns(manifest: Path) -> pa.Table:
     return table.filter(pc.equal(table.column("status"), KEPT)).select(list(GLOBAL_COLUMNS))
 
 
+def stored_images(staged: Sequence[ShardPaths], keys: set[str]) -> Iterator[tuple[str, bytes]]:
+    """(key, image bytes) of the given keys from pass-1 shards, reading only the shards that hold them."""
+    for shard in staged:
+        wanted = set(pq.read_table(shard.manifest, columns=["key"]).column("key").to_pylist()) & keys
+        if not wanted:
+            continue
+        for sample in read_shard(shard.tar):
+            ext = sample.image_ext()
+            if sample.key in wanted and ext is not None:
+                yield sample.key, sample.parts[ext]
+
+
 @dataclass(frozen=True)
 class GlobalDecision:
     stage: str
@@ -290,6 +309,8 @@ def global_decisions(
         eval_set.hashes if eval_set is not None else None,
         eval_set.ids if eval_set is not None else (),
     )
+    if cfg.dedup.exact and cfg.dedup.exact_key == "stored":
+        dedup = confirm_pixel_exact(dedup, measured, lambda keys: stored_images(staged, keys), cfg.validate.limits)
     for key, decision in dedup.items():
         decisions[key] = GlobalDecision("dedup", decision.reason, decision.dup_of, decision.distance)
     survivors = table.filter(pc.invert(pc.is_in(table.column("key"), pa.array(list(decisions), pa.string()))))

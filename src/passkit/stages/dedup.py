@@ -21,10 +21,11 @@ loop runs over pairs of images; the only Python loop runs over images that have 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from itertools import combinations
 
 import numpy as np
@@ -344,6 +345,50 @@ def _near_decisions(
         else:
             decisions[keys[position]] = Decision(DEDUP_NEAR, keys[nearest[2]], int(nearest[0]))
     return decisions
+
+
+def confirm_pixel_exact(
+    decisions: dict[str, Decision],
+    measured: pa.Table,
+    images: Callable[[set[str]], Iterable[tuple[str, bytes]]],
+    limits: DecodeLimits,
+) -> dict[str, Decision]:
+    """Near duplicates whose full decode is pixel-identical to an earlier copy become exact duplicates.
+
+    The default exact key hashes the stored bytes, so no image is decoded in full just for dedup; the same pixels
+    coded differently (another PNG compression level, baseline vs progressive JPEG, PNG vs BMP) reach the near pass
+    with identical pHashes. Only the members of such pHash groups are decoded here, in full, to compare pixels;
+    ``images(keys)`` yields their stored bytes.
+    """
+    near = {key for key, decision in decisions.items() if decision.reason == DEDUP_NEAR}
+    if not near:
+        return decisions
+    groups: dict[str, list[str]] = {}
+    for key, phash in zip(measured["key"].to_pylist(), measured["phash"].to_pylist(), strict=True):
+        groups.setdefault(phash, []).append(key)
+    group_of = {key: phash for phash, members in groups.items() if len(members) > 1 for key in members}
+    needed = {key for phash in {group_of[k] for k in near if k in group_of} for key in groups[phash]}
+    if not needed:
+        return decisions
+    full = replace(limits, decode_max_side=None, analysis_side=None)
+    pixel_sha: dict[str, str] = {}
+    rank: dict[str, tuple[int, str]] = {}  # dedup's keep-first order: more pixels first, then key
+    for key, data in images(needed):
+        with contextlib.suppress(DecodeError):
+            image = decode(data, full)
+            pixel_sha[key] = image.pixel_sha256
+            rank[key] = (-image.source_width * image.source_height, key)
+    confirmed = dict(decisions)
+    for key in sorted(near & set(pixel_sha)):
+        same = [
+            other
+            for other in groups[group_of[key]]
+            if other != key and pixel_sha.get(other) == pixel_sha[key] and rank[other] < rank[key]
+        ]
+        if same:
+            dup_of = decisions[key].dup_of if decisions[key].dup_of in same else min(same, key=rank.__getitem__)
+            confirmed[key] = Decision(DEDUP_EXACT, dup_of, 0)
+    return confirmed
 
 
 def dedup_stage(

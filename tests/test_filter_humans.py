@@ -30,7 +30,7 @@ def _download_dir(root: Path, images: Path) -> Path:
 
 
 def test_humans_run_by_default_between_validate_and_privacy():
-    assert [name for name, _, _ in shard_stages(FilterConfig())] == ["validate", "humans", "privacy", "dedup"]
+    assert [name for name, _, _ in shard_stages(FilterConfig())] == ["validate", "humans", "pii", "privacy", "dedup"]
     assert "humans" not in [name for name, _, _ in shard_stages(FilterConfig(humans=None))]
 
 

@@ -220,21 +220,34 @@ def filter_(
     humans_threshold: Annotated[
         float | None, typer.Option(help="Human filter fused-score threshold (default: the calibrated one).")
     ] = None,
+    pii: Annotated[str, typer.Option(help="PII stage (licence plates): on | off.")] = "on",
+    pii_text: Annotated[
+        bool, typer.Option("--pii-text", help="Also reject document-like / handwritten text (pii:text).")
+    ] = False,
+    nsfw: Annotated[str, typer.Option(help="NSFW classifier: on | off (needs passkit[nsfw]).")] = "off",
+    nsfw_threshold: Annotated[float, typer.Option(help="NSFW probability at which an image is rejected.")] = 0.5,
 ) -> None:
-    """Validate, remove images with people, scrub privacy metadata, dedup and cap."""
+    """Validate, remove images with people, licence plates (PII) and NSFW, scrub privacy metadata, dedup and cap."""
     from passkit.detect.registry import ModelError
     from passkit.run.filter import FilterConfig, print_summary, run_filter
     from passkit.stages.cap import CapConfig
     from passkit.stages.dedup import DedupConfig
     from passkit.stages.humans import HumansConfig
+    from passkit.stages.nsfw import NsfwConfig
+    from passkit.stages.pii import PiiConfig
     from passkit.stages.privacy import PrivacyConfig
     from passkit.stages.validate import ValidateConfig
 
+    for name, value in (("--pii", pii), ("--nsfw", nsfw)):
+        if value not in ("on", "off"):
+            raise typer.BadParameter(f"{value!r} is not on or off", param_hint=name)
     try:
         humans_cfg = None if humans == "off" else HumansConfig(preset=humans, threshold=humans_threshold)
         cfg = FilterConfig(
             validate=ValidateConfig(max_pixels=max_pixels, min_side=min_side),
             humans=humans_cfg,
+            pii=PiiConfig(text=pii_text) if pii == "on" else None,
+            nsfw=NsfwConfig(threshold=nsfw_threshold) if nsfw == "on" else None,
             privacy=PrivacyConfig(resize_max_side=resize or None, keep_geo=keep_geo),
             dedup=DedupConfig(near_threshold=near_threshold),
             cap=CapConfig(max_per_creator=max_per_creator or None),

@@ -48,6 +48,8 @@ from passkit.stages.dedup import (
 )
 from passkit.stages.humans import HumansConfig, humans_stage
 from passkit.stages.image import DecodeError, DecodeLimits, ImageSample, decode
+from passkit.stages.nsfw import NsfwConfig, nsfw_stage
+from passkit.stages.pii import PiiConfig, pii_stage
 from passkit.stages.privacy import PrivacyConfig, privacy_stage
 from passkit.stages.validate import ValidateConfig, validate_stage
 
@@ -64,6 +66,8 @@ GLOBAL_COLUMNS = ("key", "status", "exact_sha256", "phash", "creator", "pixels")
 class FilterConfig:
     validate: ValidateConfig = field(default_factory=ValidateConfig)
     humans: HumansConfig | None = field(default_factory=HumansConfig)  # None: no human filter (never for a release)
+    pii: PiiConfig | None = field(default_factory=PiiConfig)  # licence plates by default; None: no PII stage
+    nsfw: NsfwConfig | None = None  # optional NSFW classifier (pip install passkit[nsfw])
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     cap: CapConfig = field(default_factory=CapConfig)
@@ -84,22 +88,31 @@ def shard_stages(cfg: FilterConfig) -> list[StageSpec]:
     if cfg.dedup.exact_key == "pixels":  # the exact hash needs every pixel: decode once, in full
         validate_cfg = replace(validate_cfg, analysis_side=None)
     humans = [("humans", humans_stage, cfg.humans)] if cfg.humans is not None else []
+    pii = [("pii", pii_stage, cfg.pii)] if cfg.pii is not None else []
+    nsfw = [("nsfw", nsfw_stage, cfg.nsfw)] if cfg.nsfw is not None else []
     return [
         ("validate", validate_stage, validate_cfg),
         *humans,
+        *pii,
+        *nsfw,
         ("privacy", privacy_stage, cfg.privacy),
         ("dedup", dedup_measure_stage, cfg.dedup),
     ]
 
 
 def require_models(cfg: FilterConfig) -> None:
-    """Fail before any work when a detector model of the humans preset is missing or corrupt (clear error)."""
-    if cfg.humans is None:
-        return
+    """Fail before any work when a model of an enabled stage (humans, PII, NSFW) is missing or corrupt."""
     from passkit.detect.presets import get_preset
     from passkit.detect.registry import model_path
 
-    for model in sorted({p.model for p in get_preset(cfg.humans.preset).passes}):
+    models: set[str] = set()
+    if cfg.humans is not None:
+        models |= {p.model for p in get_preset(cfg.humans.preset).passes}
+    if cfg.pii is not None:
+        models |= set(cfg.pii.models)
+    if cfg.nsfw is not None:
+        models.add(cfg.nsfw.model)
+    for model in sorted(models):
         model_path(model)
 
 
@@ -466,7 +479,8 @@ def print_summary(summary: FilterSummary, shards_dir: Path, out_dir: Path, conso
     table = Table(title=f"passkit filter {shards_dir} -> {out_dir}")
     for column, justify in (("stage", "left"), ("status / reason", "left"), ("rows", "right")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    order = {"input": 0, "validate": 1, "privacy": 2, "dedup": 8, "cap": 9, "kept": 10}
+    order = {"input": 0, "validate": 1, "humans": 2, "pii": 3, "nsfw": 4, "privacy": 5, "dedup": 8, "cap": 9}
+    order["kept"] = 10
     for (stage, label), count in sorted(
         summary.counts.items(), key=lambda item: (order.get(item[0][0].split(" ")[0], 5), item[0][0], -item[1])
     ):

@@ -16,7 +16,7 @@ from passkit.detect import registry
 from passkit.detect.registry import ModelMissingError
 from passkit.detect.textdet import TextDetector, order_quad, region_from_quad
 from passkit.stages import pii
-from passkit.stages.pii import PiiConfig, pii_stage, reads_like_plate
+from passkit.stages.pii import PiiConfig, pii_stage, reads_like_plate, rethreshold
 from pii_helpers import (
     REAL_NO_TEXT,
     REAL_PLATES,
@@ -202,3 +202,13 @@ def test_missing_text_model_is_a_clear_error(monkeypatch, tmp_path):
     message = str(caught.value)
     assert "PP-OCRv6_det_small.onnx" in message and entry.url in message and "PASSKIT_MODELS" in message
     assert "pip install passkit-no-such-package" in message
+
+
+def test_rethreshold_reapplies_the_rules_from_stored_rows(synthetic):
+    stored = pii_stage(synthetic, PiiConfig()).rows
+    again = {row["key"]: row for row in rethreshold(stored, TEXT_ON).to_pylist()}
+    assert again["document"]["reason"] == PII_TEXT and again["handwriting"]["reason"] == PII_TEXT
+    assert again["plate"]["reason"] == PII_PLATE and again["texture"]["status"] == KEPT
+    assert again["sign"]["status"] == KEPT
+    loose = {row["key"]: row for row in rethreshold(stored, PiiConfig(plate_threshold=0.99)).to_pylist()}
+    assert all(row["status"] == KEPT for row in loose.values())

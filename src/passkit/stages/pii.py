@@ -215,6 +215,30 @@ def decide(finding: PiiFinding, cfg: PiiConfig) -> tuple[str, float]:
     return "", score
 
 
+def rethreshold(rows: pa.Table, cfg: PiiConfig) -> pa.Table:
+    """Re-apply the rules of ``cfg`` (rule switches, plate threshold, text-rule bounds) to stored PII rows without
+    running a model. Rows rejected for another reason, or never measured, are left as they are. The plate geometry
+    and recognition are not re-run: a plate score of 0 stays 0."""
+    out = []
+    for row in rows.to_pylist():
+        if (row["reason"] and not row["reason"].startswith("pii:")) or row.get("pii_plate_score") is None:
+            out.append(row)
+            continue
+        finding = PiiFinding(
+            regions=[],
+            kinds=[],
+            plate_score=row["pii_plate_score"],
+            lines=row["pii_text_lines"],
+            area=row["pii_text_area"],
+            small_area=row["pii_small_text_area"],
+            reads=0,
+        )
+        reason, score = decide(finding, cfg)
+        row.update(status=REJECTED if reason else KEPT, reason=reason, pii_score=round(score, 5))
+        out.append(row)
+    return pa.Table.from_pylist(out, schema=rows.schema)
+
+
 def boxes_json(finding: PiiFinding, scale: float, limit: int) -> str:
     order = sorted(range(len(finding.regions)), key=lambda i: (finding.kinds[i] == "line", -finding.regions[i].score))
     boxes = []
@@ -255,6 +279,7 @@ def pii_stage(batch: list[Sample], cfg: PiiConfig) -> StageResult[list[Sample]]:
             pii_plate_score=round(finding.plate_score, 5),
             pii_text_lines=finding.lines,
             pii_text_area=round(finding.area, 5),
+            pii_small_text_area=round(finding.small_area, 5),
             pii_regions=len(finding.regions),
             pii_boxes=boxes_json(finding, decoded.scale, cfg.boxes),
         )
@@ -275,6 +300,7 @@ SCHEMA = pa.schema(
         ("pii_plate_score", pa.float64()),
         ("pii_text_lines", pa.int32()),
         ("pii_text_area", pa.float64()),
+        ("pii_small_text_area", pa.float64()),
         ("pii_regions", pa.int32()),
         ("pii_boxes", pa.string()),
         ("pii_error", pa.string()),
@@ -291,6 +317,7 @@ def _empty_row(key: str) -> dict[str, Any]:
         "pii_plate_score": None,
         "pii_text_lines": None,
         "pii_text_area": None,
+        "pii_small_text_area": None,
         "pii_regions": None,
         "pii_boxes": "[]",
         "pii_error": "",

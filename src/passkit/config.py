@@ -150,6 +150,7 @@ class Key:
     check: Callable[[Any], bool] | None = None
     zero_is_none: bool = False  # 0 in TOML means None in the dataclass ("no cap", "keep the size")
     path_like: bool = False  # resolved against the config file's folder
+    example: Any = None  # shown (commented out) for a setting whose default is "unset"
 
 
 @dataclass(frozen=True)
@@ -289,6 +290,7 @@ SCHEMA: tuple[Section, ...] = (
                 "fused-score threshold (omit: the preset's calibrated one)",
                 expect="a number in [0, 1]",
                 check=_between(0.0, 1.0),
+                example=0.5,
             ),
             _key(
                 "threads", HumansConfig, "onnxruntime threads per worker", expect="an integer >= 1", check=_at_least(1)
@@ -364,6 +366,7 @@ SCHEMA: tuple[Section, ...] = (
                 "radius for the evaluation sets (omit: near_threshold)",
                 expect="an integer in [0, 32]",
                 check=_between(0, 32),
+                example=8,
             ),
             _key(
                 "exclude_near",
@@ -690,7 +693,7 @@ def render(cfg: BuildConfig | None = None, *, comments: bool = True, sections: t
                 lines.append(f"# {key.doc}")
             if value is None:
                 if comments:
-                    lines.append(f"# {key.name} =")
+                    lines.append(f"# {key.name} = {_toml_value(key.example)}")
                 continue
             lines.append(f"{key.name} = {_toml_value(value)}")
     return "\n".join(lines) + "\n"

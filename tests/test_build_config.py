@@ -162,3 +162,15 @@ def test_build_config_fields_are_all_rendered():
     names = {f.name for f in fields(BuildConfig)}
     assert names == {"output", "sources", "select", "download", "sharding", "filter", "humans_options",
                      "dedup_options", "release", "runner"}  # fmt: skip
+
+
+def test_ray_address_without_a_cluster_is_a_clear_error(monkeypatch):
+    ray = pytest.importorskip("ray", reason="the Ray runner needs the `ray` extra")
+    if ray.is_initialized():
+        pytest.skip("a Ray session of another test is active in this process")
+    from passkit.run.ray_runner import RayUnavailableError, connect
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    with pytest.raises(RayUnavailableError, match="ray start --head"):
+        connect("auto", "")
+    assert not ray.is_initialized()

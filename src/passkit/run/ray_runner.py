@@ -137,7 +137,13 @@ def connect(address: str, models_dir: str) -> bool:
     kwargs: dict[str, Any] = {"runtime_env": {"env_vars": env}} if env else {}
     if target is None:
         kwargs.update(include_dashboard=False)
-    ray.init(address=target, logging_level="WARNING", **kwargs)
+    try:
+        ray.init(address=target, logging_level="WARNING", **kwargs)
+    except ConnectionError as error:
+        raise RayUnavailableError(
+            f"cannot reach a Ray cluster at {target!r} ({error}); start one with `ray start --head` (then "
+            'ray_address = "auto" or the head\'s address), or leave ray_address empty for a Ray instance here'
+        ) from error
     return True
 
 

@@ -347,11 +347,11 @@ def build(
         bool, typer.Option("--print-default-config", help="Print a complete commented example config and exit.")
     ] = False,
     out: Annotated[Path | None, typer.Option(help="Run folder (overrides the config's `out`).")] = None,
-    runner: Annotated[str | None, typer.Option(help="local | ray (overrides [runner] kind).")] = None,
+    runner: Annotated[str | None, typer.Option(help="local | ray (overrides runner.kind in the config).")] = None,
     ray_address: Annotated[
         str | None, typer.Option(help="Ray cluster address, e.g. ray://head:10001 or auto (implies --runner ray).")
     ] = None,
-    workers: Annotated[int | None, typer.Option(help="Shard worker processes (overrides [runner] workers).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Shard worker processes (overrides runner.workers).")] = None,
 ) -> None:
     """Run select -> download -> filter -> release in one resumable command."""
     from passkit.build import BuildError, print_report

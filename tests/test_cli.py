@@ -23,7 +23,6 @@ DESIGN_VERBS = [
     "demo",
 ]
 UNBUILT = [
-    ["build", "c.toml"],
     ["review", "d"],
     ["audit", "d"],
     ["release", "d", "--out", "r"],

@@ -354,9 +354,37 @@ def detect_eval(
 
 
 @app.command()
-def build(config: Annotated[Path, typer.Argument(help="Pipeline config (TOML).")]) -> None:
+def build(
+    config: Annotated[Path | None, typer.Argument(help="Pipeline config (TOML); see --print-default-config.")] = None,
+    print_default_config: Annotated[
+        bool, typer.Option("--print-default-config", help="Print a complete commented example config and exit.")
+    ] = False,
+    out: Annotated[Path | None, typer.Option(help="Run folder (overrides the config's `out`).")] = None,
+    runner: Annotated[str | None, typer.Option(help="local | ray (overrides runner.kind in the config).")] = None,
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster address, e.g. ray://head:10001 or auto (implies --runner ray).")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Shard worker processes (overrides runner.workers).")] = None,
+) -> None:
     """Run select -> download -> filter -> release in one resumable command."""
-    _not_built("build", 7)
+    from passkit.build import BuildError, print_report
+    from passkit.build import build as run_build
+    from passkit.config import ConfigError, load_config, render, with_overrides
+
+    if print_default_config:
+        typer.echo(render(), nl=False)
+        return
+    if config is None:
+        raise typer.BadParameter("give a config file (or --print-default-config)", param_hint="CONFIG")
+    try:
+        cfg = with_overrides(load_config(config), out=out, runner=runner, ray_address=ray_address, workers=workers)
+        report = run_build(cfg, console=err_console)
+    except (ConfigError, BuildError) as error:
+        err_console.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from error
+    print_report(report, console)
+    if not report.balanced:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -333,6 +333,8 @@ def global_decisions(
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
+    if target.exists() and target.samefile(source):
+        return  # already linked by an earlier (interrupted) global pass; renaming a link onto itself is a no-op
     temp = temp_path_for(target)
     try:
         os.link(source, temp)

@@ -161,7 +161,24 @@ def test_cli_build_reports_config_errors_with_exit_2(tmp_path: Path):
 def test_build_config_fields_are_all_rendered():
     names = {f.name for f in fields(BuildConfig)}
     assert names == {"output", "sources", "select", "download", "sharding", "filter", "humans_options",
-                     "dedup_options", "release", "runner"}  # fmt: skip
+                     "pii_options", "nsfw_options", "dedup_options", "release", "runner"}  # fmt: skip
+
+
+def test_pii_and_nsfw_sections_reach_the_filter_config(tmp_path: Path):
+    path = tmp_path / "c.toml"
+    path.write_text(
+        "[filter.pii]\ntext = true\nplate_threshold = 0.7\n[filter.nsfw]\nenabled = true\nthreshold = 0.9\n"
+    )
+    cfg = load_config(path).filter_config
+    assert cfg.pii is not None and cfg.pii.text and cfg.pii.plate and cfg.pii.plate_threshold == 0.7
+    assert cfg.nsfw is not None and cfg.nsfw.threshold == 0.9
+    default = BuildConfig().filter_config
+    assert default.pii is not None and not default.pii.text and default.nsfw is None
+    path.write_text("[filter.pii]\nenabled = false\n")
+    assert load_config(path).filter_config.pii is None
+    path.write_text("[filter.nsfw]\nthreshold = 2\n")
+    with pytest.raises(ConfigError, match=r"filter\.nsfw\.threshold"):
+        load_config(path)
 
 
 def test_ray_address_without_a_cluster_is_a_clear_error(monkeypatch):

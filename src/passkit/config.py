@@ -32,6 +32,8 @@ from passkit.run.filter import FilterConfig
 from passkit.stages.cap import CapConfig
 from passkit.stages.dedup import DedupConfig
 from passkit.stages.humans import HumansConfig
+from passkit.stages.nsfw import NsfwConfig
+from passkit.stages.pii import PiiConfig
 from passkit.stages.privacy import PrivacyConfig
 from passkit.stages.select import SelectConfig
 from passkit.stages.validate import ValidateConfig
@@ -70,6 +72,16 @@ class HumansOptions:
 
 
 @dataclass(frozen=True)
+class PiiOptions:
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class NsfwOptions:
+    enabled: bool = False
+
+
+@dataclass(frozen=True)
 class DedupOptions:
     exclude_near: tuple[str, ...] = ()
 
@@ -102,9 +114,11 @@ class BuildConfig:
     select: SelectConfig = field(default_factory=SelectConfig)
     download: DownloadConfig = field(default_factory=DownloadConfig)
     sharding: ShardingConfig = field(default_factory=ShardingConfig)
-    filter: FilterConfig = field(default_factory=FilterConfig)
-    """With ``humans`` always set; :attr:`filter_config` drops it when the human filter is off."""
+    filter: FilterConfig = field(default_factory=lambda: FilterConfig(nsfw=NsfwConfig()))
+    """With ``humans``, ``pii`` and ``nsfw`` always set; :attr:`filter_config` drops the ones switched off."""
     humans_options: HumansOptions = field(default_factory=HumansOptions)
+    pii_options: PiiOptions = field(default_factory=PiiOptions)
+    nsfw_options: NsfwOptions = field(default_factory=NsfwOptions)
     dedup_options: DedupOptions = field(default_factory=DedupOptions)
     release: ReleaseOptions = field(default_factory=ReleaseOptions)
     runner: RunnerConfig = field(default_factory=RunnerConfig)
@@ -115,7 +129,12 @@ class BuildConfig:
 
     @property
     def filter_config(self) -> FilterConfig:
-        return self.filter if self.humans_options.enabled else replace(self.filter, humans=None)
+        return replace(
+            self.filter,
+            humans=self.filter.humans if self.humans_options.enabled else None,
+            pii=self.filter.pii if self.pii_options.enabled else None,
+            nsfw=self.filter.nsfw if self.nsfw_options.enabled else None,
+        )
 
     def parts(self) -> dict[type, Any]:
         """Each config dataclass instance of this build, by class (what the schema reads and writes)."""
@@ -129,6 +148,10 @@ class BuildConfig:
             ValidateConfig: self.filter.validate,
             HumansConfig: self.filter.humans,
             HumansOptions: self.humans_options,
+            PiiConfig: self.filter.pii,
+            PiiOptions: self.pii_options,
+            NsfwConfig: self.filter.nsfw,
+            NsfwOptions: self.nsfw_options,
             PrivacyConfig: self.filter.privacy,
             DedupConfig: self.filter.dedup,
             DedupOptions: self.dedup_options,
@@ -312,6 +335,88 @@ SCHEMA: tuple[Section, ...] = (
         ),
     ),
     Section(
+        "filter.pii",
+        "Personal information: licence plates (on) and document-like or handwritten text (off; PASS kept signs).",
+        (
+            _key("enabled", PiiOptions, "run the PII stage (scene-text detector + plate reader)"),
+            _key("plate", PiiConfig, "reject licence-plate-like text (pii:plate)"),
+            _key("text", PiiConfig, "reject document-like or handwritten text blocks (pii:text)"),
+            _key(
+                "max_side",
+                PiiConfig,
+                "long side of the text detector's input",
+                expect="an integer >= 32",
+                check=_at_least(32),
+            ),
+            _key(
+                "det_thresh",
+                PiiConfig,
+                "binarisation threshold of the text-probability map",
+                expect="a number in [0, 1]",
+                check=_between(0.0, 1.0),
+            ),
+            _key(
+                "box_thresh",
+                PiiConfig,
+                "minimum mean text probability of a line",
+                expect="a number in [0, 1]",
+                check=_between(0.0, 1.0),
+            ),
+            _key(
+                "plate_threshold",
+                PiiConfig,
+                "plate score threshold (detector score x recognition confidence)",
+                expect="a number in [0, 1]",
+                check=_between(0.0, 1.0),
+            ),
+            _key("plate_needs_letter", PiiConfig, "digits-only strings (house or fleet numbers) are not plates"),
+            _key(
+                "text_min_lines",
+                PiiConfig,
+                "pii:text: small text lines needed",
+                expect="an integer >= 1",
+                check=_at_least(1),
+            ),
+            _key(
+                "text_min_area",
+                PiiConfig,
+                "pii:text: image fraction those lines cover",
+                expect="a number in [0, 1]",
+                check=_between(0.0, 1.0),
+            ),
+            _key("threads", PiiConfig, "onnxruntime threads per worker", expect="an integer >= 1", check=_at_least(1)),
+            _key(
+                "device",
+                PiiConfig,
+                "auto | cpu | cuda",
+                expect="one of auto, cpu, cuda",
+                check=lambda value: value in ("auto", "cpu", "cuda"),
+            ),
+        ),
+    ),
+    Section(
+        "filter.nsfw",
+        "Explicit content (open_nsfw classifier; pip install passkit[nsfw]). Off by default.",
+        (
+            _key("enabled", NsfwOptions, "run the NSFW stage"),
+            _key(
+                "threshold",
+                NsfwConfig,
+                "reject at P(nsfw) >= threshold",
+                expect="a number in [0, 1]",
+                check=_between(0.0, 1.0),
+            ),
+            _key("threads", NsfwConfig, "onnxruntime threads per worker", expect="an integer >= 1", check=_at_least(1)),
+            _key(
+                "device",
+                NsfwConfig,
+                "auto | cpu | cuda",
+                expect="one of auto, cpu, cuda",
+                check=lambda value: value in ("auto", "cpu", "cuda"),
+            ),
+        ),
+    ),
+    Section(
         "privacy",
         "What is stored: metadata-free images, geo dropped from the attribution json.",
         (
@@ -443,6 +548,24 @@ NOT_EXPOSED = {
     (FilterConfig, "privacy"),
     (FilterConfig, "dedup"),
     (FilterConfig, "cap"),
+    (FilterConfig, "pii"),
+    (FilterConfig, "nsfw"),
+    (PiiConfig, "detector"),
+    (PiiConfig, "recognizer"),
+    (PiiConfig, "decode_max_side"),
+    (PiiConfig, "unclip_ratio"),
+    (PiiConfig, "blob_height"),
+    (PiiConfig, "plate_aspect"),
+    (PiiConfig, "plate_max_tilt"),
+    (PiiConfig, "plate_height"),
+    (PiiConfig, "plate_min_fill"),
+    (PiiConfig, "plate_read"),
+    (PiiConfig, "plate_max_reads"),
+    (PiiConfig, "text_line_max_height"),
+    (PiiConfig, "text_max_area"),
+    (PiiConfig, "boxes"),
+    (NsfwConfig, "model"),
+    (NsfwConfig, "jpeg_roundtrip"),
 }
 # Keys whose default in the example differs from the dataclass default (the build's own choices).
 SECTION_NAMES = {section.name for section in SCHEMA}
@@ -598,6 +721,8 @@ def from_dict(data: dict[str, Any], base_dir: Path | None = None) -> BuildConfig
         privacy=built[PrivacyConfig],
         dedup=built[DedupConfig],
         cap=built[CapConfig],
+        pii=built[PiiConfig],
+        nsfw=built[NsfwConfig],
     )
     cfg = BuildConfig(
         output=built[OutputConfig],
@@ -607,6 +732,8 @@ def from_dict(data: dict[str, Any], base_dir: Path | None = None) -> BuildConfig
         sharding=built[ShardingConfig],
         filter=filter_cfg,
         humans_options=built[HumansOptions],
+        pii_options=built[PiiOptions],
+        nsfw_options=built[NsfwOptions],
         dedup_options=built[DedupOptions],
         release=built[ReleaseOptions],
         runner=built[RunnerConfig],

@@ -1,0 +1,79 @@
+"""What an image must pass to enter a release, and the bytes it is stored with.
+
+The filter's privacy stage already stores metadata-free images (a lossless JPEG/PNG strip or a deterministic
+re-encode), so the release does not re-encode: it runs the same lossless strip again, which returns the input
+unchanged for a scrubbed image and removes any EXIF/GPS, XMP, ICC, comment or trailing data otherwise (input from
+an older filter, or shards assembled by hand).
+
+One exception, on by default (``ReleaseConfig.image_format = "jpg"``): the few images the filter stored as PNG (from
+lossless sources: PNG, GIF, BMP, TIFF) are encoded as JPEG (quality 95, 4:2:0, deterministic), because readers that
+infer a schema from the first samples (Hugging Face ``datasets``' webdataset loader) need one image extension across
+the release. ``image_format = "keep"`` stores them as they are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+
+from passkit.core.reasons import IMAGE_CORRUPT
+from passkit.stages.image import IMAGE_UNSUPPORTED
+from passkit.stages.privacy import strip_jpeg, strip_png
+
+JPEG_QUALITY = 95
+IMAGE_FORMATS = ("jpg", "keep")
+STRIPPERS = {"jpg": strip_jpeg, "jpeg": strip_jpeg, "png": strip_png}
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    ext: str
+    data: bytes
+    sha256: str
+    width: int
+    height: int
+    stripped: bool  # metadata was found and removed here
+    converted: bool  # PNG encoded as JPEG for a uniform release format
+
+
+class ImageRejectedError(ValueError):
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        super().__init__(detail)
+
+
+def to_jpeg(data: bytes) -> bytes:
+    with Image.open(io.BytesIO(data)) as image:
+        pixels = image.convert("L" if image.mode in ("L", "1", "I;16", "I") else "RGB")
+    buffer = io.BytesIO()
+    pixels.save(buffer, format="JPEG", quality=JPEG_QUALITY, subsampling=2)
+    return buffer.getvalue()
+
+
+def release_image(ext: str, data: bytes, image_format: str = "jpg") -> StoredImage:
+    """Strip metadata losslessly (PNG -> JPEG with ``image_format="jpg"``) and read the size from the header;
+    ``ImageRejectedError`` for anything else."""
+    strip = STRIPPERS.get(ext)
+    if strip is None:
+        raise ImageRejectedError(IMAGE_UNSUPPORTED, f"format {ext!r} cannot be scrubbed losslessly (jpg, png only)")
+    stored = strip(data)
+    if stored is None:
+        raise ImageRejectedError(IMAGE_CORRUPT, f"{ext} structure cannot be parsed")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(stored)) as image:
+                width, height = image.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as error:
+        raise ImageRejectedError(IMAGE_CORRUPT, f"header unreadable ({error})") from error
+    out_ext = "jpg" if ext == "jpeg" else ext
+    converted = False
+    if out_ext == "png" and image_format == "jpg":
+        stored, out_ext, converted = to_jpeg(stored), "jpg", True
+    return StoredImage(
+        out_ext, stored, hashlib.sha256(stored).hexdigest(), width, height, stored != data and not converted, converted
+    )

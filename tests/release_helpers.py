@@ -18,7 +18,8 @@ from passkit.core.tar import write_shard
 from passkit.run.filter import FilterConfig, run_filter
 from passkit.stages.cap import CapConfig
 
-LICENSES = ("CC-BY-2.0", "CC-BY-2.0", "CC-BY-4.0", "CC-BY-SA-2.0")
+LICENSES = ("CC-BY-2.0", "CC-BY-2.0", "CC-BY-4.0")
+SHARE_ALIKE_INDEX = 6  # this one photo is CC-BY-SA: the release's cc-by policy leaves it out
 CREATORS = ("Ann Lee", "Bo Chen", "Cara Diaz", "Dev Patel", "Eli Moss")
 
 
@@ -29,7 +30,7 @@ def attribution(index: int, **overrides) -> dict:
         "photo_id": str(1000 + index),
         "url": f"https://farm.example.org/{1000 + index}.jpg",
         "page_url": f"https://www.flickr.com/photos/user{index % 5}/{1000 + index}/",
-        "license": LICENSES[index % len(LICENSES)],
+        "license": "CC-BY-SA-2.0" if index == SHARE_ALIKE_INDEX else LICENSES[index % len(LICENSES)],
         "license_url": "",
         "creator": CREATORS[index % len(CREATORS)],
         "title": f"Lake view nº {index}" if index % 3 else "",
@@ -87,8 +88,8 @@ def make_filtered_dir(root: Path, count: int = 40, shards: int = 2) -> Path:
     out = root / "filtered"
     summary = run_filter(download, out, FilterConfig(humans=None, cap=CapConfig(max_per_creator=None)))
     assert summary.ok, summary.problems
-    rejects = pa.table({"key": ["yfcc-8001", "yfcc-8002", "yfcc-8003"],
-                        "reason": ["license:not-allowed", "license:not-allowed", "attribution:incomplete:creator"]})  # fmt: skip
+    reasons = ["license:not-allowed", "license:not-allowed", "attribution:incomplete:creator"]
+    rejects = pa.table({"key": ["yfcc-8001", "yfcc-8002", "yfcc-8003"], "reason": reasons})
     pq.write_table(rejects, root / "candidates.rejects.parquet")
     return out
 

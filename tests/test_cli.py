@@ -26,8 +26,6 @@ UNBUILT = [
     ["build", "c.toml"],
     ["review", "d"],
     ["audit", "d"],
-    ["release", "d", "--out", "r"],
-    ["takedown", "r", "--keys", "k.txt", "--out", "r2"],
     ["eval", "knn", "--checkpoint", "c", "--train", "t", "--val", "v"],
     ["eval", "linear", "--checkpoint", "c", "--train", "t", "--val", "v"],
 ]

@@ -20,6 +20,7 @@ from passkit.core.reasons import TAKEDOWN, is_valid_reason
 from passkit.core.tar import ShardError, ShardWriter, read_shard
 from passkit.release import layout
 from passkit.release.checksums import verify_checksums
+from passkit.release.config import DATE_PATTERN
 from passkit.release.documents import write_documents
 from passkit.release.metadata import read_metadata
 from passkit.release.publish import check_output, staging_folder
@@ -101,8 +102,11 @@ def takedown(
     *,
     reason: str = TAKEDOWN,
     note: str = "",
+    date_published: str = "",
 ) -> TakedownReport:
     """Write version N+1 of the release at ``release_dir`` into ``out_dir``, without ``keys``."""
+    if date_published and DATE_PATTERN.match(date_published) is None:
+        raise ReleaseError(f"date_published {date_published!r} must be an ISO date (YYYY-MM-DD)")
     if not is_valid_reason(reason):
         raise ReleaseError(f"reason {reason!r} is not a reason code (stage:detail, e.g. takedown or review:human)")
     source, out = Path(release_dir), Path(out_dir)
@@ -139,6 +143,7 @@ def takedown(
                 (staging / path).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(source / path, staging / path)
         record.version += 1
+        record.date_published = date_published
         record.reasons[reason] = record.reasons.get(reason, 0) + len(removed)
         record.history.append(
             HistoryEntry(

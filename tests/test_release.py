@@ -300,7 +300,7 @@ def test_bad_inputs_give_clear_errors(source, release_v1, tmp_path):
     shutil.copytree(source / "filtered", corrupt)
     tar = corrupt / "00001.tar"
     tar.write_bytes(tar.read_bytes()[:5000])
-    with pytest.raises(ReleaseError, match="corrupt shard.*00001.tar"):
+    with pytest.raises(ReleaseError, match=r"corrupt shard.*00001\.tar"):
         build_release(corrupt, tmp_path / "out")
     assert not (tmp_path / "out").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging folder left behind

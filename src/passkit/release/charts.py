@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from html import escape
+from itertools import pairwise
 
 import numpy as np
 
@@ -41,7 +42,7 @@ def hbar_chart(
 
 def histogram(bins: Sequence[tuple[str, int]], *, title: str, x_label: str, width: int = 720) -> str:
     """Vertical bars, one per ``(bin label, count)``, with counts on top."""
-    height, top, bottom, left = 230, 28, 46, 8
+    height, top, bottom, left = 240, 44, 46, 8
     plot_height = height - top - bottom
     slot = (width - left) / max(len(bins), 1)
     largest = max((count for _, count in bins), default=0) or 1
@@ -59,7 +60,9 @@ def histogram(bins: Sequence[tuple[str, int]], *, title: str, x_label: str, widt
             f'fill="{BAR if count else MUTED}"/>'
         )
         parts.append(f'<text x="{_num(x + slot / 2)}" y="{_num(base - bar - 4)}" text-anchor="middle">{count:,}</text>')
-        parts.append(f'<text x="{_num(x + slot / 2)}" y="{base + 16}" text-anchor="middle">{escape(label)}</text>')
+        parts.append(
+            f'<text x="{_num(x + slot / 2)}" y="{base + 15}" text-anchor="middle" font-size="10">{escape(label)}</text>'
+        )
     parts.append(f'<line x1="{left}" y1="{base}" x2="{width}" y2="{base}" stroke="#555"/>')
     parts.append(f'<text x="{width // 2}" y="{height - 6}" text-anchor="middle">{escape(x_label)}</text>')
     parts.append("</svg>")
@@ -68,7 +71,7 @@ def histogram(bins: Sequence[tuple[str, int]], *, title: str, x_label: str, widt
 
 def binned(values: Sequence[int], edges: Sequence[int], *, binary_units: bool = False) -> list[tuple[str, int]]:
     """Counts per ``[edges[i], edges[i+1])`` (the first bin also takes smaller values) and a last bin
-    ``>= edges[-1]``; labels like ``256-511`` (``64k-127k`` with ``binary_units``)."""
+    ``>= edges[-1]``; labels like ``256–511`` (``64k–128k``, half-open, with ``binary_units``)."""
     slots = np.clip(np.searchsorted(np.asarray(edges), np.asarray(values, dtype=np.int64), side="right") - 1, 0, None)
     counts = np.bincount(slots, minlength=len(edges)).tolist() if len(values) else [0] * len(edges)
 
@@ -78,6 +81,13 @@ def binned(values: Sequence[int], edges: Sequence[int], *, binary_units: bool = 
                 return f"{value // size}{unit}"
         return str(value)
 
-    labels = [f"{short(edges[i])}-{short(edges[i + 1] - 1)}" for i in range(len(edges) - 1)] + [f"≥{short(edges[-1])}"]
-    labels[0] = f"<{short(edges[1])}" if len(edges) > 1 else labels[0]
+    labels = []
+    for low, high in pairwise(edges):
+        if binary_units:
+            labels.append(f"{short(low)}–{short(high)}")  # half-open: 16k–32k holds 16k <= size < 32k
+        else:
+            labels.append(str(low) if high - 1 == low else f"{low}–{high - 1}")
+    labels.append(f"≥{short(edges[-1])}")
+    if edges[0] == 0 and len(edges) > 1:
+        labels[0] = f"<{short(edges[1])}"
     return list(zip(labels, counts, strict=True))

@@ -21,7 +21,8 @@ from passkit.release.thumbnails import grid_keys, thumbnails
 
 CREATOR_EDGES = (1, 2, 3, 5, 10, 20, 40, 80)
 SIDE_EDGES = (0, 128, 256, 384, 512, 768, 1024, 2048)
-SIZE_EDGES = (0, 16 << 10, 32 << 10, 64 << 10, 128 << 10, 256 << 10, 512 << 10, 1 << 20, 4 << 20)
+CHART_WIDTH = 470
+SIZE_EDGES = (0, 32 << 10, 64 << 10, 128 << 10, 256 << 10, 512 << 10, 1 << 20, 2 << 20)
 
 STYLE = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:980px;margin:2em auto;padding:0 1em;
@@ -36,6 +37,7 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(160px,1fr));gap:10px}
 .grid figure{margin:0;font-size:11px;color:#4a5a6a}.grid img{width:160px;height:160px;object-fit:cover;
 border-radius:4px;display:block}.grid figcaption{overflow-wrap:anywhere}
+.charts{display:flex;flex-wrap:wrap;gap:12px 28px;align-items:flex-start}
 code{background:#f1f5f9;padding:0 .25em;border-radius:3px}
 """
 
@@ -89,20 +91,21 @@ def _figures_html(stats: ReleaseStats) -> str:
     licenses = hbar_chart(
         [(license_id, count, f"  {count / max(stats.images, 1):.1%}") for license_id, count in stats.licenses],
         title="Licenses",
+        width=CHART_WIDTH,
+        label_width=110,
     )
     creators = histogram(binned(stats.per_creator, CREATOR_EDGES), title="Creators by images per creator",
-                         x_label="images per creator")  # fmt: skip
+                         x_label="images per creator", width=CHART_WIDTH)  # fmt: skip
     sides = histogram(binned(stats.short_sides, SIDE_EDGES), title="Images by shorter side",
-                      x_label="shorter side (pixels)")  # fmt: skip
+                      x_label="shorter side (pixels)", width=CHART_WIDTH)  # fmt: skip
     sizes = histogram(binned(stats.sizes, SIZE_EDGES, binary_units=True), title="Images by file size",
-                      x_label="stored bytes")  # fmt: skip
+                      x_label="stored bytes", width=CHART_WIDTH)  # fmt: skip
     top = _table(
-        ["creator", "images"], [[escape(name or "-"), f"{count:,}"] for name, count in stats.top_creators], {1}
+        ["most frequent creators", "images"],
+        [[escape(name or "-"), f"{count:,}"] for name, count in stats.top_creators],
+        {1},
     )
-    return (
-        f"<h3>Licenses</h3>{licenses}<h3>Creators</h3>{creators}<p>Most frequent creators:</p>{top}"
-        f"<h3>Image sizes</h3>{sides}{sizes}"
-    )
+    return f'<div class="charts"><div>{licenses}{top}</div>{creators}{sides}{sizes}</div>'
 
 
 def grid_html(folder: Path, table: pa.Table, count: int) -> str:
@@ -137,13 +140,14 @@ def render_datasheet(folder: Path, record: ReleaseRecord, table: pa.Table) -> st
     removed_people = sum(n for r, n in record.reasons.items() if r.startswith(("humans", "review:human")))
     policy = escape(record.license_policy)
     licences = ", ".join(f"{escape(lid)} ({count:,})" for lid, count in stats.licenses)
-    sources = ", ".join(f"{escape(src)} ({count:,})" for src, count in stats.sources)
+    sources = ", ".join(f"{escape(src)}: {count:,}" for src, count in stats.sources)
     contact = escape(record.contact) if record.contact else "the maintainers of this release"
     motivation = escape(record.description) or (
         "An image dataset for self-supervised pretraining that, like PASS, avoids the problems of web-scraped and "
         "ImageNet-style data: every image has a license that allows redistribution with attribution, comes with "
         "complete attribution, and shows no people."
     )
+    image_exts = "jpg" if record.image_format == "jpg" else "jpg</code> or <code>.png"
     folder_note = ", and an image-folder copy under <code>images/</code>" if record.layout_folder else ""
     gps = "include" if record.include_gps else "do not include"
     facts = "".join(
@@ -167,11 +171,14 @@ the PASS recipe (Asano et al., NeurIPS 2021) as a reproducible pipeline; the num
 the release itself.</p>
 <h2>Composition</h2>
 <p>{stats.images:,} photographs by {stats.creators:,} creators, in {shards:,} webdataset shards of at most
-{record.shard_size:,} images (<code>shards/pass-NNNNN.tar</code>: <code>&lt;key&gt;.jpg</code> or
-<code>.png</code> and <code>&lt;key&gt;.json</code> with the attribution). There are no labels. Licenses:
+{record.shard_size:,} images (<code>shards/pass-NNNNN.tar</code>: <code>&lt;key&gt;.{image_exts}</code> and
+<code>&lt;key&gt;.json</code> with the attribution). There are no labels. Licenses:
 {licences}. The images were selected to contain no people, faces or body parts, no personally identifiable
 information and no NSFW content; the audit above states how well that holds.</p>
 {_figures_html(stats)}
+<h3>Sample</h3>
+<p>A fixed sample of the release (chosen by a hash of the key), with attribution.</p>
+{grid_html(folder, table, min(record.sample_grid, stats.images))}
 <h2>Collection</h2>
 <p>Candidates came from public photo pools ({sources}) and were chosen from their metadata first — license
 policy <code>{policy}</code>, complete attribution (creator, page, license), a cap per creator — and only then
@@ -202,9 +209,6 @@ reproducible: the same input and settings give byte-identical files.</p>
 <code>CHANGELOG.md</code>; only the shards that held removed images change. Please use the latest version.
 Contact: {contact}{f' · <a href="{escape(record.url)}">{escape(record.url)}</a>' if record.url else ""}.</p>
 {_history_html(record)}
-<h2>Sample</h2>
-<p>A fixed sample of the release (chosen by a hash of the key), with attribution.</p>
-{grid_html(folder, table, min(record.sample_grid, stats.images))}
 """
     return (
         f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{name} — datasheet</title>\n'

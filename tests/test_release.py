@@ -24,6 +24,7 @@ from passkit.core.shards import ShardPaths, list_shards, verify_shard
 from passkit.core.tar import read_shard, write_shard
 from passkit.release import ReleaseConfig, ReleaseError, build_release
 from passkit.release.checksums import verify_checksums
+from passkit.release.images import ImageRejectedError, header_size, release_image
 from passkit.release.metadata import sample_json
 from passkit.release.record import ReleaseRecord
 from release_helpers import attribution, make_filtered_dir, write_audit, write_decisions
@@ -327,3 +328,25 @@ def test_tampered_image_and_broken_decisions_are_refused(source, tmp_path):
     (broken / "review" / "audit.json").write_text(json.dumps({"method": "clopper-pearson"}))
     with pytest.raises(ReleaseError, match="audit result lacks"):
         build_release(broken, tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    ("ext", "options", "mode"),
+    [("jpg", {"quality": 90}, "RGB"), ("jpg", {"progressive": True}, "RGB"), ("jpg", {"quality": 80}, "L"),
+     ("jpg", {"exif": exif_bytes()}, "RGB"), ("png", {}, "RGB"), ("png", {}, "L")],
+)  # fmt: skip
+def test_header_size_agrees_with_pillow(ext, options, mode):
+    data = encode(photo(3, (173, 91), mode=mode), "JPEG" if ext == "jpg" else "PNG", **options)
+    assert header_size(ext, data) == Image.open(io.BytesIO(data)).size == (173, 91)
+    stored = release_image(ext, data, "keep")
+    assert (stored.width, stored.height) == (173, 91) and stored.sha256 == hashlib.sha256(stored.data).hexdigest()
+    assert header_size("jpg", data[:40]) is None or ext == "png"
+
+
+def test_release_image_rejects_what_it_cannot_scrub():
+    with pytest.raises(ImageRejectedError) as rejected:
+        release_image("webp", encode(photo(1), "WEBP"))
+    assert rejected.value.reason == "image:unsupported"
+    with pytest.raises(ImageRejectedError) as rejected:
+        release_image("jpg", b"\xff\xd8\xff\xe0\x00\x10garbage")
+    assert rejected.value.reason == "image:corrupt"

@@ -14,6 +14,7 @@ from passkit.core.tar import read_shard
 from passkit.release import ReleaseConfig, ReleaseError, build_release, takedown
 from passkit.release.checksums import verify_checksums
 from passkit.release.record import ReleaseRecord
+from passkit.release.thumbnails import grid_keys
 from release_helpers import make_filtered_dir, write_audit
 
 runner = CliRunner()
@@ -69,9 +70,20 @@ def test_takedown_removes_keys_reports_unknown_and_keeps_other_bytes(v1, tmp_pat
     assert "- 2 requested keys were not in the previous version" in changelog
     assert all(f"`{key}`" in changelog for key in gone)
     datasheet = (v2 / "datasheet.html").read_text()
+
     assert "release <b>pass v2</b>" in datasheet and "<code>takedown:creator</code>" in datasheet
     assert '"version": "2.0.0"' in (v2 / "croissant.json").read_text()
     assert "this is version 2" in (v2 / "README.md").read_text()
+
+
+def test_sample_grid_thumbnails_same_from_memory_and_from_shards(v1, tmp_path):
+    keys = _keys(v1)
+    outside = next(key for key in keys if key not in grid_keys(keys, 24))  # v2 shows the same 24 images
+    takedown(v1, [outside], tmp_path / "v2")
+    grid = re.compile(r'<div class="grid">.*</div>', re.DOTALL)
+    # v1's thumbnails come from the bytes held while packing, v2's are read back from its shards
+    first, second = (grid.search((r / "datasheet.html").read_text()).group(0) for r in (v1, tmp_path / "v2"))
+    assert first == second and first.count("<img ") == 24
 
 
 def test_takedown_is_deterministic_and_chains(v1, tmp_path):

@@ -30,6 +30,7 @@ from passkit.release.metadata import attribution_of, metadata_row, metadata_tabl
 from passkit.release.publish import check_output, staging_folder
 from passkit.release.record import HistoryEntry, ReleaseRecord
 from passkit.release.source import ReleaseError, scan_source
+from passkit.release.thumbnails import grid_keys
 
 MAX_OPEN_WRITERS = 256  # release shards written at once; more shards take more passes over the input
 Progress = Callable[[int, int], None]  # (images done, images in all)
@@ -89,7 +90,9 @@ def _input_samples(shard: ShardPaths, expected: set[str]) -> Iterator[Sample]:
 class _Packer:
     """Checks one input sample and writes the released form; collects metadata rows and left-out reasons."""
 
-    def __init__(self, staging: Path, cfg: ReleaseConfig, expected_sha256: dict[str, str]) -> None:
+    def __init__(
+        self, staging: Path, cfg: ReleaseConfig, expected_sha256: dict[str, str], grid_candidates: set[str]
+    ) -> None:
         self.staging = staging
         self.cfg = cfg
         self.policy = LicensePolicy.parse(cfg.license_policy)
@@ -98,6 +101,8 @@ class _Packer:
         self.left_out: Counter[str] = Counter()
         self.stripped = 0
         self.converted = 0
+        self.grid_candidates = grid_candidates
+        self.grid_images: dict[str, bytes] = {}  # bytes of the images the datasheet's sample grid may show
 
     def add(self, sample: Sample, shard_index: int, writer: ShardWriter) -> None:
         ext = sample.image_ext()
@@ -106,12 +111,13 @@ class _Packer:
             return
         data = sample.parts[ext]
         expected = self.expected_sha256.get(sample.key)
-        if expected and hashlib.sha256(data).hexdigest() != expected:
+        digest = hashlib.sha256(data).hexdigest()
+        if expected and digest != expected:
             raise ReleaseError(
                 f"{sample.key}: image bytes differ from the manifest's sha256 (corrupt input; `passkit verify`)"
             )
         try:
-            image = release_image(ext, data, self.cfg.image_format)
+            image = release_image(ext, data, self.cfg.image_format, digest)
         except ImageRejectedError as rejected:
             self.left_out[rejected.reason] += 1
             return
@@ -132,6 +138,8 @@ class _Packer:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(image.data)
         self.rows.append(row)
+        if sample.key in self.grid_candidates:
+            self.grid_images[sample.key] = image.data
 
 
 def _pack(
@@ -202,7 +210,10 @@ def build_release(
     for key, index in scan.kept.items():
         keys_by_shard.setdefault(index, set()).add(key)
     with staging_folder(out) as staging:
-        packer = _Packer(staging, cfg, scan.kept_sha256)
+        # The grid shows the first sample_grid released keys in hash order; twice as many candidates cover keys
+        # left out at release time (the rest, if ever needed, are read back from the shards).
+        grid_candidates = set(grid_keys(released_keys, 2 * cfg.sample_grid))
+        packer = _Packer(staging, cfg, scan.kept_sha256, grid_candidates)
         packer.left_out.update(review_rejects.values())
         _pack(staging, scan.shards, keys_by_shard, assignment, packer, progress)
         reasons = scan.reasons + packer.left_out
@@ -238,7 +249,7 @@ def build_release(
         table = metadata_table(packer.rows, cfg.include_gps)
         if record.released != table.num_rows:
             raise ReleaseError(f"counts do not add up: {record.released} expected, {table.num_rows} written")
-        write_documents(staging, record, table)
+        write_documents(staging, record, table, packer.grid_images)
     return ReleaseReport(
         out=out,
         name=cfg.name,

@@ -77,7 +77,15 @@ def _data_type(name: str, kind: pa.DataType) -> str:
     return "sc:Text"
 
 
-def render_croissant(folder: Path, record: ReleaseRecord, table: pa.Table) -> str:
+def render_croissant(
+    folder: Path, record: ReleaseRecord, table: pa.Table, digests: dict[str, str] | None = None
+) -> str:
+    """The JSON-LD text; ``digests``: sha256 of release files already computed (path -> hex)."""
+    digests = digests if digests is not None else {}
+
+    def sha256(name: str) -> str:
+        return digests.get(name) or file_sha256(folder / name)
+
     stats = release_stats(table)
     shards = sorted(set(table.column("shard").to_pylist()))
     formats = sorted(set(table.column("format").to_pylist()))
@@ -90,7 +98,7 @@ def render_croissant(folder: Path, record: ReleaseRecord, table: pa.Table) -> st
             "description": "One row per image: attribution (TASL), checksum, size.",
             "contentUrl": METADATA_PARQUET,
             "encodingFormat": "application/x-parquet",
-            "sha256": file_sha256(folder / METADATA_PARQUET),
+            "sha256": sha256(METADATA_PARQUET),
         }
     ]
     distribution += [
@@ -100,7 +108,7 @@ def render_croissant(folder: Path, record: ReleaseRecord, table: pa.Table) -> st
             "name": shard,
             "contentUrl": shard,
             "encodingFormat": "application/x-tar",
-            "sha256": file_sha256(folder / shard),
+            "sha256": sha256(shard),
         }
         for shard in shards
     ]

@@ -7,6 +7,7 @@ composition, collection, preprocessing, uses, distribution, maintenance), filled
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from html import escape
 from pathlib import Path
 
@@ -108,12 +109,12 @@ def _figures_html(stats: ReleaseStats) -> str:
     return f'<div class="charts"><div>{licenses}{top}</div>{creators}{sides}{sizes}</div>'
 
 
-def grid_html(folder: Path, table: pa.Table, count: int) -> str:
+def grid_html(folder: Path, table: pa.Table, count: int, images: Mapping[str, bytes] | None = None) -> str:
     if count == 0:
         return "<p>No sample grid in this release (sample_grid = 0).</p>"
     keys = grid_keys(table.column("key").to_pylist(), count)
     rows = {row["key"]: row for row in table.filter(pc.is_in(table.column("key"), pa.array(keys))).to_pylist()}
-    uris = thumbnails(folder, {key: rows[key]["shard"] for key in keys})
+    uris = thumbnails(folder, {key: rows[key]["shard"] for key in keys}, images)
     figures = []
     for key in keys:
         row = rows[key]
@@ -133,7 +134,10 @@ def _history_html(record: ReleaseRecord) -> str:
     return _table(["version", "kind", "images", "removed in this version"], rows, {2})
 
 
-def render_datasheet(folder: Path, record: ReleaseRecord, table: pa.Table) -> str:
+def render_datasheet(
+    folder: Path, record: ReleaseRecord, table: pa.Table, images: Mapping[str, bytes] | None = None
+) -> str:
+    """The page; ``images``: bytes of released images already in memory (the sample grid reads the rest)."""
     stats = release_stats(table)
     name = escape(f"{record.name} v{record.version}")
     shards = len(set(table.column("shard").to_pylist()))
@@ -178,7 +182,7 @@ information and no NSFW content; the audit above states how well that holds.</p>
 {_figures_html(stats)}
 <h3>Sample</h3>
 <p>A fixed sample of the release (chosen by a hash of the key), with attribution.</p>
-{grid_html(folder, table, min(record.sample_grid, stats.images))}
+{grid_html(folder, table, min(record.sample_grid, stats.images), images)}
 <h2>Collection</h2>
 <p>Candidates came from public photo pools ({sources}) and were chosen from their metadata first — license
 policy <code>{policy}</code>, complete attribution (creator, page, license), a cap per creator — and only then

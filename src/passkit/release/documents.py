@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import pyarrow as pa
@@ -10,10 +11,10 @@ import pyarrow.compute as pc
 from passkit.core.manifest import write_manifest
 from passkit.release import layout
 from passkit.release.card import render_card, render_changelog
-from passkit.release.checksums import write_checksums
+from passkit.release.checksums import file_sha256, write_checksums
 from passkit.release.croissant import render_croissant
 from passkit.release.datasheet import render_datasheet
-from passkit.release.metadata import write_metadata
+from passkit.release.metadata import METADATA_PARQUET, write_metadata
 from passkit.release.record import ReleaseRecord
 
 
@@ -30,13 +31,19 @@ def _manifest(shard_tar: str) -> str:
     return shard_tar.removesuffix(".tar") + ".parquet"
 
 
-def write_documents(folder: Path, record: ReleaseRecord, table: pa.Table) -> None:
+def write_documents(
+    folder: Path, record: ReleaseRecord, table: pa.Table, images: Mapping[str, bytes] | None = None
+) -> None:
+    """Metadata, shard manifests, VERSION, release.json, Croissant, datasheet, card, changelog, SHA256SUMS.
+    ``images``: bytes of released images already in memory (saves reading shards for the sample grid)."""
     write_metadata(folder, table)
     write_shard_manifests(folder, table)
     (folder / layout.VERSION_FILE).write_text(f"{record.version}\n", encoding="utf-8")
     record.write(folder)
-    (folder / layout.CROISSANT_FILE).write_text(render_croissant(folder, record, table), encoding="utf-8")
-    (folder / layout.DATASHEET_FILE).write_text(render_datasheet(folder, record, table), encoding="utf-8")
+    shards = sorted(set(table.column("shard").to_pylist()))
+    digests = {name: file_sha256(folder / name) for name in [*shards, METADATA_PARQUET]}  # each big file read once
+    (folder / layout.CROISSANT_FILE).write_text(render_croissant(folder, record, table, digests), encoding="utf-8")
+    (folder / layout.DATASHEET_FILE).write_text(render_datasheet(folder, record, table, images), encoding="utf-8")
     (folder / layout.CARD_FILE).write_text(render_card(record, table), encoding="utf-8")
     (folder / layout.CHANGELOG_FILE).write_text(render_changelog(record), encoding="utf-8")
-    write_checksums(folder)
+    write_checksums(folder, known=digests)

@@ -46,6 +46,29 @@ class ImageRejectedError(ValueError):
         super().__init__(detail)
 
 
+SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+
+
+def header_size(ext: str, data: bytes) -> tuple[int, int] | None:
+    """(width, height) from the JPEG frame header or the PNG IHDR chunk, without Pillow; None if not found."""
+    if ext == "png":
+        if len(data) >= 24 and data[12:16] == b"IHDR":
+            return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+        return None
+    position = 2
+    while position + 4 <= len(data) and data[position] == 0xFF:
+        marker = data[position + 1]
+        length = int.from_bytes(data[position + 2 : position + 4], "big")
+        if marker in SOF_MARKERS and position + 9 <= len(data):
+            height = int.from_bytes(data[position + 5 : position + 7], "big")
+            width = int.from_bytes(data[position + 7 : position + 9], "big")
+            return (width, height) if width and height else None
+        if marker == 0xDA or length < 2:
+            return None
+        position += 2 + length
+    return None
+
+
 def to_jpeg(data: bytes) -> bytes:
     with Image.open(io.BytesIO(data)) as image:
         pixels = image.convert("L" if image.mode in ("L", "1", "I;16", "I") else "RGB")
@@ -54,26 +77,34 @@ def to_jpeg(data: bytes) -> bytes:
     return buffer.getvalue()
 
 
-def release_image(ext: str, data: bytes, image_format: str = "jpg") -> StoredImage:
+def release_image(ext: str, data: bytes, image_format: str = "jpg", sha256: str = "") -> StoredImage:
     """Strip metadata losslessly (PNG -> JPEG with ``image_format="jpg"``) and read the size from the header;
-    ``ImageRejectedError`` for anything else."""
+    ``ImageRejectedError`` for anything else. ``sha256``: of ``data``, when the caller has it already."""
     strip = STRIPPERS.get(ext)
     if strip is None:
         raise ImageRejectedError(IMAGE_UNSUPPORTED, f"format {ext!r} cannot be scrubbed losslessly (jpg, png only)")
     stored = strip(data)
     if stored is None:
         raise ImageRejectedError(IMAGE_CORRUPT, f"{ext} structure cannot be parsed")
+    size = header_size(ext, stored)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(stored)) as image:
-                width, height = image.size
+        if size is not None:
+            width, height = size
+        else:
+            width, height = _pillow_size(stored)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as error:
         raise ImageRejectedError(IMAGE_CORRUPT, f"header unreadable ({error})") from error
     out_ext = "jpg" if ext == "jpeg" else ext
     converted = False
     if out_ext == "png" and image_format == "jpg":
         stored, out_ext, converted = to_jpeg(stored), "jpg", True
-    return StoredImage(
-        out_ext, stored, hashlib.sha256(stored).hexdigest(), width, height, stored != data and not converted, converted
-    )
+    unchanged = stored is data or stored == data
+    digest = sha256 if unchanged and sha256 else hashlib.sha256(stored).hexdigest()
+    return StoredImage(out_ext, stored, digest, width, height, not unchanged and not converted, converted)
+
+
+def _pillow_size(data: bytes) -> tuple[int, int]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(io.BytesIO(data)) as image:
+            return image.size

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from PIL import Image
@@ -31,17 +31,22 @@ def thumbnail(data: bytes) -> bytes:
     return buffer.getvalue()
 
 
-def thumbnails(folder: Path, shard_of: dict[str, str]) -> dict[str, str]:
-    """``key -> data: URI`` for the given keys, read from the release shards (``shard_of``: key -> shard path)."""
+def _data_uri(data: bytes) -> str:
+    return "data:image/jpeg;base64," + base64.b64encode(thumbnail(data)).decode("ascii")
+
+
+def thumbnails(folder: Path, shard_of: dict[str, str], known: Mapping[str, bytes] | None = None) -> dict[str, str]:
+    """``key -> data: URI`` for the given keys (``shard_of``: key -> shard path): from ``known`` image bytes where
+    given, else read from the release shards."""
+    known = known or {}
+    uris = {key: _data_uri(known[key]) for key in shard_of if key in known}
     wanted: dict[str, set[str]] = {}
     for key, shard in shard_of.items():
-        wanted.setdefault(shard, set()).add(key)
-    uris: dict[str, str] = {}
+        if key not in uris:
+            wanted.setdefault(shard, set()).add(key)
     for shard, keys in sorted(wanted.items()):
         for sample in read_shard(folder / shard):
-            if sample.key in keys:
-                ext = sample.image_ext()
-                if ext is not None:
-                    encoded = base64.b64encode(thumbnail(sample.parts[ext])).decode("ascii")
-                    uris[sample.key] = f"data:image/jpeg;base64,{encoded}"
+            ext = sample.image_ext()
+            if sample.key in keys and ext is not None:
+                uris[sample.key] = _data_uri(sample.parts[ext])
     return uris

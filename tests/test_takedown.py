@@ -109,6 +109,7 @@ def test_emptied_shard_is_dropped(v1, tmp_path):
     assert not (tmp_path / "v2" / "shards" / last.name).exists()
     assert not (tmp_path / "v2" / "shards" / last.name.replace(".tar", ".parquet")).exists()
     assert verify_checksums(tmp_path / "v2") == []
+    assert 'sorted(glob.glob("shards/*.tar"))' in (tmp_path / "v2" / "README.md").read_text()  # no brace range
 
 
 def test_takedown_refuses_bad_requests_and_tampered_releases(v1, tmp_path):

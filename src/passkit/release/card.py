@@ -53,8 +53,16 @@ def render_card(record: ReleaseRecord, table: pa.Table) -> str:
     funnel = "\n".join(
         f"| {stage} | {removed:,} | {', '.join(reasons)} |" for stage, removed, reasons in record.funnel()
     )
-    last = len(shards) - 1
-    brace = f"{layout.SHARDS_DIR}/pass-{{00000..{last:05d}}}.tar" if shards else f"{layout.SHARDS_DIR}/pass-00000.tar"
+    glob_import = ""
+    image_field = "jpg" if record.image_format == "jpg" else "jpg;png"
+    contiguous = shards == [layout.shard_tar(index) for index in range(len(shards))]
+    urls = (
+        f'"{layout.SHARDS_DIR}/pass-{{00000..{len(shards) - 1:05d}}}.tar"'
+        if contiguous
+        else f'sorted(glob.glob("{layout.SHARDS_DIR}/*.tar"))'  # a takedown dropped an emptied shard
+    )
+    if not contiguous:
+        glob_import = "import glob\n"
     folder = (
         "\n### torchvision ImageFolder\n\n```python\nfrom torchvision.datasets import ImageFolder\n"
         'dataset = ImageFolder("images")  # images/<sha256 prefix>/<key>.jpg; the folder name is no label\n```\n'
@@ -94,7 +102,7 @@ metadata row (also in its `<key>.json`), e.g. *"Title" by Creator (page URL), li
 
 ```python
 import webdataset as wds
-dataset = wds.WebDataset("{brace}", shardshuffle=False).decode("pil").to_tuple("__key__", "jpg;png", "json")
+{glob_import}dataset = wds.WebDataset({urls}, shardshuffle=False).decode("pil").to_tuple("__key__", "{image_field}", "json")
 ```
 
 ### Hugging Face datasets

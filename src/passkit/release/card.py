@@ -54,7 +54,7 @@ def render_card(record: ReleaseRecord, table: pa.Table) -> str:
         f"| {stage} | {removed:,} | {', '.join(reasons)} |" for stage, removed, reasons in record.funnel()
     )
     glob_import = ""
-    image_field = "jpg" if record.image_format == "jpg" else "jpg;png"
+    fields = '"jpg", "json"' if record.image_format == "jpg" else '"jpg;png", "json"'
     contiguous = shards == [layout.shard_tar(index) for index in range(len(shards))]
     urls = (
         f'"{layout.SHARDS_DIR}/pass-{{00000..{len(shards) - 1:05d}}}.tar"'
@@ -102,7 +102,7 @@ metadata row (also in its `<key>.json`), e.g. *"Title" by Creator (page URL), li
 
 ```python
 import webdataset as wds
-{glob_import}dataset = wds.WebDataset({urls}, shardshuffle=False).decode("pil").to_tuple("__key__", "{image_field}", "json")
+{glob_import}dataset = wds.WebDataset({urls}, shardshuffle=False).decode("pil").to_tuple("__key__", {fields})
 ```
 
 ### Hugging Face datasets

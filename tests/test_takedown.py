@@ -102,14 +102,19 @@ def test_takedown_is_deterministic_and_chains(v1, tmp_path):
     assert not dataset.metadata.issues.errors
 
 
-def test_emptied_shard_is_dropped(v1, tmp_path):
-    last = sorted((v1 / "shards").glob("*.tar"))[-1]
-    report = takedown(v1, list(_members(last)), tmp_path / "v2")
-    assert report.shards_dropped == [f"shards/{last.name}"]
-    assert not (tmp_path / "v2" / "shards" / last.name).exists()
-    assert not (tmp_path / "v2" / "shards" / last.name.replace(".tar", ".parquet")).exists()
+@pytest.mark.parametrize("position", [-1, 1])
+def test_emptied_shard_is_dropped(v1, tmp_path, position):
+    emptied = sorted((v1 / "shards").glob("*.tar"))[position]
+    report = takedown(v1, list(_members(emptied)), tmp_path / "v2")
+    assert report.shards_dropped == [f"shards/{emptied.name}"]
+    assert not (tmp_path / "v2" / "shards" / emptied.name).exists()
+    assert not (tmp_path / "v2" / "shards" / emptied.name.replace(".tar", ".parquet")).exists()
     assert verify_checksums(tmp_path / "v2") == []
-    assert 'sorted(glob.glob("shards/*.tar"))' in (tmp_path / "v2" / "README.md").read_text()  # no brace range
+    card = (tmp_path / "v2" / "README.md").read_text()
+    if position == -1:  # the remaining shards are still numbered 0..n-2: a brace range works
+        assert '"shards/pass-{00000..00002}.tar"' in card
+    else:  # a gap: the card loads the shards by glob
+        assert 'sorted(glob.glob("shards/*.tar"))' in card
 
 
 def test_takedown_refuses_bad_requests_and_tampered_releases(v1, tmp_path):

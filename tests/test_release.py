@@ -350,3 +350,12 @@ def test_release_image_rejects_what_it_cannot_scrub():
     with pytest.raises(ImageRejectedError) as rejected:
         release_image("jpg", b"\xff\xd8\xff\xe0\x00\x10garbage")
     assert rejected.value.reason == "image:corrupt"
+
+
+def test_many_shards_written_in_passes_give_the_same_release(release_v1, source, tmp_path, monkeypatch):
+    from passkit.release import builder
+
+    monkeypatch.setattr(builder, "MAX_OPEN_WRITERS", 2)  # 5 release shards: three passes over the input
+    cfg = ReleaseConfig(shard_size=8, layout_folder=True)
+    build_release(source / "filtered", tmp_path / "passes", cfg, candidates_rejects=source / "candidates.rejects.parquet")
+    assert _all_files(tmp_path / "passes") == _all_files(release_v1[0])

@@ -357,5 +357,6 @@ def test_many_shards_written_in_passes_give_the_same_release(release_v1, source,
 
     monkeypatch.setattr(builder, "MAX_OPEN_WRITERS", 2)  # 5 release shards: three passes over the input
     cfg = ReleaseConfig(shard_size=8, layout_folder=True)
-    build_release(source / "filtered", tmp_path / "passes", cfg, candidates_rejects=source / "candidates.rejects.parquet")
+    rejects = source / "candidates.rejects.parquet"
+    build_release(source / "filtered", tmp_path / "passes", cfg, candidates_rejects=rejects)
     assert _all_files(tmp_path / "passes") == _all_files(release_v1[0])

@@ -54,6 +54,7 @@ def render_card(record: ReleaseRecord, table: pa.Table) -> str:
         f"| {stage} | {removed:,} | {', '.join(reasons)} |" for stage, removed, reasons in record.funnel()
     )
     glob_import = ""
+    image_ext = "jpg" if record.image_format == "jpg" else "jpg`/`.png"
     fields = '"jpg", "json"' if record.image_format == "jpg" else '"jpg;png", "json"'
     contiguous = shards == [layout.shard_tar(index) for index in range(len(shards))]
     urls = (
@@ -79,7 +80,7 @@ def render_card(record: ReleaseRecord, table: pa.Table) -> str:
 {description}
 
 - **{stats.images:,} images** by {stats.creators:,} creators, {human_bytes(stats.bytes)}, in {len(shards)} webdataset
-  shards (`shards/pass-NNNNN.tar`: `<key>.jpg`/`.png` + `<key>.json` with the attribution)
+  shards (`shards/pass-NNNNN.tar`: `<key>.{image_ext}` + `<key>.json` with the attribution)
 - **Residual people**: {audit}
 - Candidates considered: {record.candidates:,}; removed {sum(record.reasons.values()):,} (see the funnel below and
   `datasheet.html`)

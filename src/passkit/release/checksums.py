@@ -35,6 +35,19 @@ def write_checksums(folder: Path, known: dict[str, str] | None = None) -> Path:
     return path
 
 
+def read_checksums(folder: str | Path) -> dict[str, str]:
+    """``path -> sha256`` as listed in SHA256SUMS (empty when absent or malformed)."""
+    sums = Path(folder) / SUMS_FILE
+    listed: dict[str, str] = {}
+    if sums.exists():
+        for line in sums.read_text(encoding="utf-8").splitlines():
+            digest, sep, name = line.partition("  ")
+            if not sep or len(digest) != 64:
+                return {}
+            listed[name] = digest
+    return listed
+
+
 def verify_checksums(folder: str | Path) -> list[str]:
     """Problems found (empty list: every file matches and no file is unlisted)."""
     root = Path(folder)

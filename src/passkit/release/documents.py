@@ -32,16 +32,22 @@ def _manifest(shard_tar: str) -> str:
 
 
 def write_documents(
-    folder: Path, record: ReleaseRecord, table: pa.Table, images: Mapping[str, bytes] | None = None
+    folder: Path,
+    record: ReleaseRecord,
+    table: pa.Table,
+    images: Mapping[str, bytes] | None = None,
+    digests: Mapping[str, str] | None = None,
 ) -> None:
     """Metadata, shard manifests, VERSION, release.json, Croissant, datasheet, card, changelog, SHA256SUMS.
-    ``images``: bytes of released images already in memory (saves reading shards for the sample grid)."""
+    ``images``: bytes of released images already in memory (saves reading shards for the sample grid);
+    ``digests``: sha256 of shard files known to be unchanged (a takedown's untouched shards)."""
     write_metadata(folder, table)
     write_shard_manifests(folder, table)
     (folder / layout.VERSION_FILE).write_text(f"{record.version}\n", encoding="utf-8")
     record.write(folder)
     shards = sorted(set(table.column("shard").to_pylist()))
-    digests = {name: file_sha256(folder / name) for name in [*shards, METADATA_PARQUET]}  # each big file read once
+    known = digests or {}
+    digests = {name: known.get(name) or file_sha256(folder / name) for name in [*shards, METADATA_PARQUET]}
     (folder / layout.CROISSANT_FILE).write_text(render_croissant(folder, record, table, digests), encoding="utf-8")
     (folder / layout.DATASHEET_FILE).write_text(render_datasheet(folder, record, table, images), encoding="utf-8")
     (folder / layout.CARD_FILE).write_text(render_card(record, table), encoding="utf-8")

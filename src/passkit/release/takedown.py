@@ -1,8 +1,9 @@
 """``takedown``: release vN -> vN+1 without some keys; every document regenerated, the removal in CHANGELOG.md.
 
 Each remaining image stays in the shard it was in: only shards that held a removed image are re-packed (member
-bytes copied unchanged, in key order), every other shard is copied byte for byte — mirrors re-download only what
-changed. A shard left empty is dropped. The previous release is checked against its SHA256SUMS first.
+bytes copied unchanged, in key order), every other shard is hard-linked (copied where links are impossible) —
+mirrors re-download only what changed. A shard left empty is dropped. The previous release is checked against its
+SHA256SUMS first, and the digests of untouched shards are taken from it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pyarrow.compute as pc
 from passkit.core.reasons import TAKEDOWN, is_valid_reason
 from passkit.core.tar import ShardError, ShardWriter, read_shard
 from passkit.release import layout
-from passkit.release.checksums import verify_checksums
+from passkit.release.checksums import read_checksums, verify_checksums
 from passkit.release.config import DATE_PATTERN
 from passkit.release.documents import write_documents
 from passkit.release.metadata import read_metadata
@@ -81,6 +82,14 @@ def _read_release(folder: Path) -> tuple[ReleaseRecord, pa.Table]:
     return record, read_metadata(folder)
 
 
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Release files are immutable once published: an unchanged one is hard-linked where the filesystem allows."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
 def _repack(source: Path, target: Path, removed: set[str]) -> int:
     """Copy the shard without the removed keys; returns the samples written (the file is dropped when 0)."""
     try:
@@ -127,11 +136,14 @@ def takedown(
     kept = table.filter(pc.invert(is_removed))
     report = TakedownReport(out, record.name, record.version, record.version + 1, reason, table.num_rows,
                             kept.num_rows, removed, unknown)  # fmt: skip
+    previous_digests = read_checksums(source)  # verified above
+    unchanged: dict[str, str] = {}
     with staging_folder(out) as staging:
         (staging / layout.SHARDS_DIR).mkdir()
         for shard in sorted(set(table.column("shard").to_pylist())):
             if shard not in affected:
-                shutil.copyfile(source / shard, staging / shard)
+                _link_or_copy(source / shard, staging / shard)
+                unchanged[shard] = previous_digests[shard]
             elif _repack(source / shard, staging / shard, removed_set):
                 report.shards_rewritten.append(shard)
             else:
@@ -141,7 +153,7 @@ def takedown(
             for key, sha256, fmt in zip(*columns, strict=True):
                 path = layout.folder_image(key, sha256, fmt)
                 (staging / path).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(source / path, staging / path)
+                _link_or_copy(source / path, staging / path)
         record.version += 1
         record.date_published = date_published
         record.reasons[reason] = record.reasons.get(reason, 0) + len(removed)
@@ -157,5 +169,5 @@ def takedown(
                 note=note,
             )
         )
-        write_documents(staging, record, kept)
+        write_documents(staging, record, kept, digests=unchanged)
     return report

@@ -91,12 +91,18 @@ class _Packer:
     """Checks one input sample and writes the released form; collects metadata rows and left-out reasons."""
 
     def __init__(
-        self, staging: Path, cfg: ReleaseConfig, expected_sha256: dict[str, str], grid_candidates: set[str]
+        self,
+        staging: Path,
+        cfg: ReleaseConfig,
+        expected_sha256: dict[str, str],
+        scrubbed: set[str],
+        grid_candidates: set[str],
     ) -> None:
         self.staging = staging
         self.cfg = cfg
         self.policy = LicensePolicy.parse(cfg.license_policy)
         self.expected_sha256 = expected_sha256
+        self.scrubbed = scrubbed
         self.rows: list[dict[str, Any]] = []
         self.left_out: Counter[str] = Counter()
         self.stripped = 0
@@ -117,7 +123,8 @@ class _Packer:
                 f"{sample.key}: image bytes differ from the manifest's sha256 (corrupt input; `passkit verify`)"
             )
         try:
-            image = release_image(ext, data, self.cfg.image_format, digest)
+            scrubbed = expected is not None and sample.key in self.scrubbed
+            image = release_image(ext, data, self.cfg.image_format, digest, scrubbed)
         except ImageRejectedError as rejected:
             self.left_out[rejected.reason] += 1
             return
@@ -213,7 +220,7 @@ def build_release(
         # The grid shows the first sample_grid released keys in hash order; twice as many candidates cover keys
         # left out at release time (the rest, if ever needed, are read back from the shards).
         grid_candidates = set(grid_keys(released_keys, 2 * cfg.sample_grid))
-        packer = _Packer(staging, cfg, scan.kept_sha256, grid_candidates)
+        packer = _Packer(staging, cfg, scan.kept_sha256, scan.scrubbed, grid_candidates)
         packer.left_out.update(review_rejects.values())
         _pack(staging, scan.shards, keys_by_shard, assignment, packer, progress)
         reasons = scan.reasons + packer.left_out

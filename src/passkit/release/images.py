@@ -1,9 +1,10 @@
 """What an image must pass to enter a release, and the bytes it is stored with.
 
 The filter's privacy stage already stores metadata-free images (a lossless JPEG/PNG strip or a deterministic
-re-encode), so the release does not re-encode: it runs the same lossless strip again, which returns the input
-unchanged for a scrubbed image and removes any EXIF/GPS, XMP, ICC, comment or trailing data otherwise (input from
-an older filter, or shards assembled by hand).
+re-encode) and records it in the manifest (``privacy``, with the sha256 of the stored bytes), so the release
+neither re-encodes nor re-strips those: it checks their sha256 and stores them as they are. Any other image (input
+from an older filter, or shards assembled by hand) goes through the same lossless strip, which removes EXIF/GPS,
+XMP, ICC, comments and trailing data without touching the coded pixels.
 
 One exception, on by default (``ReleaseConfig.image_format = "jpg"``): the few images the filter stored as PNG (from
 lossless sources: PNG, GIF, BMP, TIFF) are encoded as JPEG (quality 95, 4:2:0, deterministic), because readers that
@@ -77,13 +78,15 @@ def to_jpeg(data: bytes) -> bytes:
     return buffer.getvalue()
 
 
-def release_image(ext: str, data: bytes, image_format: str = "jpg", sha256: str = "") -> StoredImage:
-    """Strip metadata losslessly (PNG -> JPEG with ``image_format="jpg"``) and read the size from the header;
-    ``ImageRejectedError`` for anything else. ``sha256``: of ``data``, when the caller has it already."""
+def release_image(
+    ext: str, data: bytes, image_format: str = "jpg", sha256: str = "", scrubbed: bool = False
+) -> StoredImage:
+    """Strip metadata losslessly unless ``scrubbed`` (the filter did), PNG -> JPEG with ``image_format="jpg"``, and
+    read the size from the header; ``ImageRejectedError`` for anything else. ``sha256``: of ``data``, if known."""
     strip = STRIPPERS.get(ext)
     if strip is None:
         raise ImageRejectedError(IMAGE_UNSUPPORTED, f"format {ext!r} cannot be scrubbed losslessly (jpg, png only)")
-    stored = strip(data)
+    stored = data if scrubbed else strip(data)
     if stored is None:
         raise ImageRejectedError(IMAGE_CORRUPT, f"{ext} structure cannot be parsed")
     size = header_size(ext, stored)

@@ -13,6 +13,8 @@ from passkit.core.manifest import KEPT, ManifestError, read_manifest
 from passkit.core.reasons import is_valid_reason
 from passkit.core.shards import ShardPaths, list_shards
 
+PRIVACY_ACTIONS = ("stripped", "reencoded")  # the filter's privacy stage stored these bytes metadata-free
+
 
 class ReleaseError(ValueError):
     """Input that cannot become a release (missing, unfinished, inconsistent or corrupt), or an output in the way."""
@@ -23,6 +25,7 @@ class SourceScan:
     shards: list[ShardPaths]
     kept: dict[str, int] = field(default_factory=dict)  # key -> input shard index
     kept_sha256: dict[str, str] = field(default_factory=dict)  # where the manifest has one
+    scrubbed: set[str] = field(default_factory=set)  # kept keys the filter's privacy stage stored (and hashed)
     reasons: Counter[str] = field(default_factory=Counter)  # non-kept manifest rows and select rejects
     rows: int = 0  # manifest rows + select rejects
 
@@ -58,7 +61,7 @@ def scan_source(directory: str | Path, candidates_rejects: str | Path | None = N
             table = read_manifest(shard.manifest)
         except (OSError, pa.ArrowException, ManifestError) as error:
             raise ReleaseError(f"{shard.manifest}: unreadable manifest ({error})") from error
-        columns = ["key", "status", "reason"] + (["sha256"] if "sha256" in table.column_names else [])
+        columns = ["key", "status", "reason"] + [c for c in ("sha256", "privacy") if c in table.column_names]
         rows = table.select(columns).to_pylist()
         scan.rows += len(rows)
         for row in rows:
@@ -69,6 +72,8 @@ def scan_source(directory: str | Path, candidates_rejects: str | Path | None = N
                 scan.kept[key] = shard.index
                 if row.get("sha256"):
                     scan.kept_sha256[key] = row["sha256"]
+                    if row.get("privacy") in PRIVACY_ACTIONS:
+                        scan.scrubbed.add(key)
             else:
                 scan.reasons[row["reason"]] += 1
     if candidates_rejects is not None:

@@ -25,8 +25,6 @@ DESIGN_VERBS = [
 UNBUILT = [
     ["review", "d"],
     ["audit", "d"],
-    ["release", "d", "--out", "r"],
-    ["takedown", "r", "--keys", "k.txt", "--out", "r2"],
     ["eval", "knn", "--checkpoint", "c", "--train", "t", "--val", "v"],
     ["eval", "linear", "--checkpoint", "c", "--train", "t", "--val", "v"],
 ]

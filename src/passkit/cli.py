@@ -399,23 +399,91 @@ def audit(directory: Annotated[Path, typer.Argument(help="Filtered dataset folde
     _not_built("audit", 8)
 
 
+class Layout(StrEnum):
+    shards = "shards"
+    folder = "folder"
+
+
 @app.command()
 def release(
-    directory: Annotated[Path, typer.Argument(help="Filtered, reviewed dataset folder.")],
-    out: Annotated[Path, typer.Option(help="Release folder to write.")],
+    directory: Annotated[Path, typer.Argument(help="Filtered, reviewed dataset folder (output of `passkit filter`).")],
+    out: Annotated[Path, typer.Option(help="Release folder to write (must not exist).")],
+    layout: Annotated[
+        Layout, typer.Option(help="shards: webdataset shards; folder: also images/<prefix>/<key>.jpg.")
+    ] = Layout.shards,
+    name: Annotated[str, typer.Option(help="Release name (lowercase, digits, - and _).")] = "pass",
+    shard_size: Annotated[int, typer.Option(help="Images per release shard.")] = 10_000,
+    version: Annotated[int, typer.Option(help="Version number of this release.")] = 1,
+    candidates_rejects: Annotated[
+        Path | None,
+        typer.Option(help="select's rejects parquet, for the funnel (default: DIR/../candidates.rejects.parquet)."),
+    ] = None,
+    license_policy: Annotated[str, typer.Option(help="License policy checked again at release.")] = "cc-by",
+    image_format: Annotated[str, typer.Option(help="jpg (one format; PNGs encoded as JPEG) or keep.")] = "jpg",
+    include_gps: Annotated[bool, typer.Option(help="Keep latitude/longitude in metadata and json.")] = False,
+    title: Annotated[str, typer.Option(help="Dataset title for the card and datasheet.")] = "",
+    description: Annotated[str, typer.Option(help="One-paragraph description.")] = "",
+    url: Annotated[str, typer.Option(help="Where the release will be published.")] = "",
+    contact: Annotated[str, typer.Option(help="Who handles takedown requests.")] = "",
+    date_published: Annotated[str, typer.Option(help="Publication date YYYY-MM-DD (Croissant).")] = "",
 ) -> None:
     """Write a versioned release: shards, metadata, checksums, datasheet, Croissant, card."""
-    _not_built("release", 8)
+    from rich.progress import Progress
+
+    from passkit.release import ReleaseConfig, ReleaseError, build_release
+
+    if candidates_rejects is None:
+        default = directory.absolute().parent / "candidates.rejects.parquet"
+        candidates_rejects = default if default.is_file() else None
+    try:
+        cfg = ReleaseConfig(
+            name=name, version=version, shard_size=shard_size, layout_folder=layout == Layout.folder,
+            include_gps=include_gps, license_policy=license_policy, image_format=image_format,
+            title=title or ReleaseConfig.title, description=description, url=url, contact=contact,
+            date_published=date_published,
+        )  # fmt: skip
+        with Progress(console=err_console, transient=True) as bar:
+            task = bar.add_task("packing release shards", total=None)
+            report = build_release(
+                directory, out, cfg, candidates_rejects=candidates_rejects,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )  # fmt: skip
+    except (ReleaseError, ValueError) as error:
+        err_console.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from error
+    for line in report.lines():
+        console.print(line, highlight=False, markup=False)
+    if candidates_rejects is None:
+        console.print("(select's rejects not found: the funnel starts at the download)", highlight=False)
+    console.print(f"[green]release written to {out}[/] — check it with `sha256sum -c SHA256SUMS` inside the folder")
 
 
 @app.command()
 def takedown(
     release_dir: Annotated[Path, typer.Argument(metavar="RELEASE", help="Release folder.")],
-    keys: Annotated[Path, typer.Option(help="File with one key per line to take down.")],
-    out: Annotated[Path, typer.Option(help="Folder for the next release version.")],
+    keys: Annotated[Path, typer.Option(help="File with one key per line to take down ('#' comments allowed).")],
+    out: Annotated[Path, typer.Option(help="Folder for the next release version (must not exist).")],
+    reason: Annotated[str, typer.Option(help="Reason code recorded for the removal (e.g. takedown, review:human).")] = (
+        "takedown"
+    ),
+    note: Annotated[str, typer.Option(help="Free text for the CHANGELOG entry.")] = "",
+    date_published: Annotated[str, typer.Option(help="Publication date YYYY-MM-DD (Croissant).")] = "",
 ) -> None:
     """Remove keys from a release, producing the next version."""
-    _not_built("takedown", 8)
+    from passkit.release import ReleaseError
+    from passkit.release import takedown as run_takedown
+    from passkit.release.takedown import read_keys_file
+
+    try:
+        report = run_takedown(
+            release_dir, read_keys_file(keys), out, reason=reason, note=note, date_published=date_published
+        )
+    except ReleaseError as error:
+        err_console.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from error
+    for line in report.lines():
+        console.print(line, highlight=False, markup=False)
+    console.print(f"[green]version {report.version} written to {out}[/]")
 
 
 @app.command()

@@ -1,0 +1,138 @@
+"""Release metadata: one row per released image (attribution with TASL string, checksum, size), as parquet + CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from passkit.core.attribution import Attribution, clean_text
+
+METADATA_PARQUET = "metadata.parquet"
+METADATA_CSV = "metadata.csv"
+GPS_COLUMNS = ("latitude", "longitude")
+COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
+    ("key", pa.string(), "sample key: <key>.<ext> and <key>.json in the shard"),
+    ("shard", pa.string(), "release shard holding the image, relative to the release folder"),
+    ("source", pa.string(), "pool the candidate came from (e.g. yfcc)"),
+    ("photo_id", pa.string(), "the photo's id in its source"),
+    ("creator", pa.string(), "author to credit"),
+    ("title", pa.string(), "title as given by the author (may be empty)"),
+    ("page_url", pa.string(), "the photo's page at its source"),
+    ("license", pa.string(), "license id (SPDX-style)"),
+    ("license_url", pa.string(), "license deed"),
+    ("tasl", pa.string(), "attribution string: Title, Author, Source, License"),
+    ("url", pa.string(), "original image URL the bytes were downloaded from"),
+    ("date_taken", pa.string(), "date taken, as given by the source"),
+    ("format", pa.string(), "stored image format (file extension)"),
+    ("sha256", pa.string(), "sha256 of the stored image bytes"),
+    ("size", pa.int64(), "stored image size in bytes"),
+    ("width", pa.int64(), "image width in pixels"),
+    ("height", pa.int64(), "image height in pixels"),
+)
+
+
+def schema(include_gps: bool) -> pa.Schema:
+    fields = [pa.field(name, kind, nullable=False) for name, kind, _ in COLUMNS]
+    if include_gps:
+        fields += [pa.field(name, pa.float64()) for name in GPS_COLUMNS]
+    return pa.schema(fields)
+
+
+def column_descriptions(include_gps: bool) -> dict[str, str]:
+    descriptions = {name: text for name, _, text in COLUMNS}
+    if include_gps:
+        descriptions.update(latitude="latitude where the photo was taken", longitude="longitude")
+    return descriptions
+
+
+def parse_json_part(data: bytes | None) -> dict[str, Any]:
+    if not data:
+        return {}
+    try:
+        record = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def attribution_of(record: dict[str, Any]) -> Attribution:
+    return Attribution.from_fields(
+        creator=record.get("creator"),
+        title=record.get("title"),
+        page_url=record.get("page_url"),
+        license=record.get("license"),
+        license_url=record.get("license_url"),
+    )
+
+
+def _float_or_none(value: Any) -> float | None:
+    try:
+        return None if value is None or value == "" else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def metadata_row(
+    key: str,
+    shard: str,
+    record: dict[str, Any],
+    attribution: Attribution,
+    image: tuple[str, str, int, int, int],
+    include_gps: bool,
+) -> dict[str, Any]:
+    """``image`` = (format, sha256, size, width, height)."""
+    fmt, sha256, size, width, height = image
+    row: dict[str, Any] = {
+        "key": key,
+        "shard": shard,
+        "source": clean_text(record.get("source")),
+        "photo_id": clean_text(record.get("photo_id")),
+        **attribution.to_dict(),
+        "tasl": attribution.tasl(),
+        "url": clean_text(record.get("url")),
+        "date_taken": clean_text(record.get("date_taken")),
+        "format": fmt,
+        "sha256": sha256,
+        "size": size,
+        "width": width,
+        "height": height,
+    }
+    if include_gps:
+        row.update({name: _float_or_none(record.get(name)) for name in GPS_COLUMNS})
+    return row
+
+
+JSON_FIELDS = ("key", "source", "photo_id", "creator", "title", "page_url", "license", "license_url", "tasl", "url",
+               "date_taken")  # fmt: skip
+
+
+def sample_json(row: dict[str, Any]) -> dict[str, Any]:
+    """The ``<key>.json`` of a released sample: the attribution fields of its metadata row, the same for every
+    sample (readers that infer a schema from the first samples need that); GPS only when the release keeps it."""
+    return {name: row[name] for name in (*JSON_FIELDS, *(name for name in GPS_COLUMNS if name in row))}
+
+
+def metadata_table(rows: list[dict[str, Any]], include_gps: bool) -> pa.Table:
+    rows = sorted(rows, key=lambda row: row["key"])
+    return pa.Table.from_pylist(rows, schema=schema(include_gps))
+
+
+def write_metadata(folder: Path, table: pa.Table) -> None:
+    """metadata.parquet (zstd, no statistics that vary) and metadata.csv (RFC 4180, UTF-8, LF)."""
+    pq.write_table(table, folder / METADATA_PARQUET, compression="zstd", write_statistics=True)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(table.column_names)
+    for row in table.to_pylist():
+        writer.writerow(["" if value is None else value for value in row.values()])
+    (folder / METADATA_CSV).write_text(buffer.getvalue(), encoding="utf-8", newline="")
+
+
+def read_metadata(folder: str | Path) -> pa.Table:
+    return pq.read_table(Path(folder) / METADATA_PARQUET)

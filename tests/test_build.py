@@ -60,10 +60,16 @@ def test_build_end_to_end_counts_add_up(reference, pool):
     assert data["config_hash"] == report.config_hash and data["passkit"]
     assert set(data["models"]) == {"yolox_nano", "fastestdet", "yunet"}
     assert all(len(model["sha256"]) == 64 for model in data["models"].values())
-    assert {t["stage"] for t in data["timings"]} == {"select", "download", "filter"}
+    assert {t["stage"] for t in data["timings"]} == {"select", "download", "filter", "release"}
     assert all(t["items"] > 0 and t["per_second"] > 0 for t in data["timings"])
     assert sum(sum(stage["rows"].values()) for stage in data["stages"].values()) == report.records
-    assert (run / "config.toml").is_file() and "release: not run" in data["release"]
+    assert (run / "config.toml").is_file() and "v1, " in data["release"]
+    release = run / "release" / "v1"
+    assert (release / "VERSION").read_text().strip() == "1"
+    metadata = pq.read_table(release / "metadata.parquet")
+    assert sorted(metadata.column("key").to_pylist()) == sorted(kept_keys(run))
+    listed = {line.split()[-1] for line in (release / "SHA256SUMS").read_text().splitlines()}
+    assert {"metadata.parquet", "datasheet.html", "croissant.json"} <= listed
 
 
 def test_rerun_resumes_everything_and_changes_nothing(reference, pool, tmp_path):
@@ -96,7 +102,7 @@ def test_cli_build_prints_a_summary_that_adds_up(pool, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     records = json.loads((tmp_path / "run" / "run.json").read_text())["records"]
     assert f"records in: {records:,} = " in result.output and "add up" in result.output
-    assert "release: not run" in result.output
+    assert "release: pass v1" in result.output
 
 
 def _count(folder: Path) -> int:

@@ -301,20 +301,43 @@ def run_shard_steps(cfg: BuildConfig, run_dir: Path, report: BuildReport, consol
 
 
 def run_release_step(cfg: BuildConfig, run_dir: Path, report: BuildReport) -> None:
-    """RUN/filtered -> RUN/release/vN.
+    """RUN/filtered -> RUN/release/v1 (kept images minus review rejects; see ``passkit.release``).
 
-    LEAD: the release step (issue 8a) is wired HERE, and only here:
-        from passkit.release import ReleaseConfig, build_release
-        build_release(run_dir / FILTERED_DIR, run_dir / RELEASE_DIR / "v1",
-                      ReleaseConfig(name=cfg.release.name, shard_size=cfg.release.shard_size,
-                                    layout_folder=cfg.release.layout_folder, include_gps=cfg.release.include_gps),
-                      candidates_rejects=run_dir / "candidates.rejects.parquet")
-    and ``report.release`` set from its ReleaseReport (plus a StageTiming("release")).
+    A release that exists is left as it is (resume); later versions come from ``passkit release`` after review or
+    from ``passkit takedown``.
     """
     if not cfg.release.enabled:
         report.release = "release: disabled in the config ([release] enabled = false)"
         return
-    report.release = "release: not run (the release step is not wired into passkit build yet)"
+    from passkit.release import ReleaseConfig, build_release
+
+    out = run_dir / RELEASE_DIR / "v1"
+    if (out / "VERSION").exists():
+        report.release = f"release: {out} exists (resumed; `passkit release` writes a new version)"
+        report.timings.append(StageTiming("release", resumed=True))
+        return
+    options = cfg.release
+    release_cfg = ReleaseConfig(
+        name=options.name,
+        shard_size=options.shard_size,
+        layout_folder=options.layout_folder,
+        include_gps=options.include_gps,
+        license_policy=cfg.select.policy,
+        title=options.title,
+        description=options.description,
+        url=options.url,
+        contact=options.contact,
+        date_published=options.date_published,
+    )
+    started = time.perf_counter()
+    rejects = run_dir / "candidates.rejects.parquet"
+    result = build_release(
+        run_dir / FILTERED_DIR, out, release_cfg, candidates_rejects=rejects if rejects.exists() else None
+    )
+    report.timings.append(StageTiming("release", time.perf_counter() - started, result.images))
+    report.release = (
+        f"release: {result.name} v{result.version}, {result.images:,} images in {result.shards} shards -> {out}"
+    )
 
 
 # ---- the whole build ---------------------------------------------------------------------------------------------

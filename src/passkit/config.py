@@ -95,6 +95,11 @@ class ReleaseOptions:
     shard_size: int = 5000
     layout_folder: bool = False
     include_gps: bool = False
+    title: str = "PASS-style people-free image dataset"
+    description: str = ""
+    url: str = ""
+    contact: str = ""
+    date_published: str = ""
 
 
 @dataclass(frozen=True)
@@ -492,6 +497,11 @@ SCHEMA: tuple[Section, ...] = (
             ),
             _key("layout_folder", ReleaseOptions, "also write an images/ folder layout"),
             _key("include_gps", ReleaseOptions, "publish coordinates (needs privacy.keep_geo)"),
+            _key("title", ReleaseOptions, "dataset title (card, datasheet, Croissant)"),
+            _key("description", ReleaseOptions, "one-paragraph description (card, Croissant)"),
+            _key("url", ReleaseOptions, "where the release is published"),
+            _key("contact", ReleaseOptions, "who handles takedown requests"),
+            _key("date_published", ReleaseOptions, "ISO date for the card and Croissant ('' = none: reproducible)"),
         ),
     ),
     Section(

@@ -24,8 +24,6 @@ DESIGN_VERBS = [
 ]
 UNBUILT = [
     ["build", "c.toml"],
-    ["review", "d"],
-    ["audit", "d"],
     ["release", "d", "--out", "r"],
     ["takedown", "r", "--keys", "k.txt", "--out", "r2"],
     ["eval", "knn", "--checkpoint", "c", "--train", "t", "--val", "v"],

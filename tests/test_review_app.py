@@ -212,3 +212,27 @@ def test_box_space_follows_exif_orientation():
         {"x": 0.0, "y": 0.0, "w": 0.5, "h": 1.0, "score": 0.5, "task": "face", "by": ""}
     ]  # fmt: skip
     assert normalised_boxes({"humans_boxes": "not json", "width": 10, "height": 10}) == []
+
+
+def test_review_command_errors_are_clear(tmp_path, folder, monkeypatch):
+    import re
+    import socket
+
+    from rich.console import Console
+    from typer.testing import CliRunner
+
+    from passkit import cli
+
+    monkeypatch.setattr(cli, "err_console", Console(width=200, stderr=True))
+    runner = CliRunner()
+    empty = runner.invoke(cli.app, ["review", str(tmp_path / "nothing")])
+    assert empty.exit_code == 2 and "is not a folder" in empty.output
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    try:
+        taken = runner.invoke(cli.app, ["review", str(folder), "--port", str(busy.getsockname()[1])])
+    finally:
+        busy.close()
+    assert taken.exit_code == 2 and re.search(r"address already in use", taken.output, re.IGNORECASE)
+    assert runner.invoke(cli.app, ["review", str(folder), "--queue", "nope"]).exit_code == 2

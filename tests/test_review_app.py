@@ -236,3 +236,41 @@ def test_review_command_errors_are_clear(tmp_path, folder, monkeypatch):
         busy.close()
     assert taken.exit_code == 2 and re.search(r"address already in use", taken.output, re.IGNORECASE)
     assert runner.invoke(cli.app, ["review", str(folder), "--queue", "nope"]).exit_code == 2
+
+
+def test_tar_scan_matches_tarfile_and_falls_back_for_pax(folder, tmp_path):
+    import tarfile
+
+    from passkit.core.shards import ShardPaths
+    from passkit.review.dataset import scan_tar
+
+    shard = ShardPaths(folder, 0).tar
+    with tarfile.open(shard) as archive:
+        expected = [(m.name.split(".")[0], "jpg", m.offset_data, m.size) for m in archive if m.name.endswith(".jpg")]
+    assert scan_tar(shard) == expected and len(expected) == 15
+    pax = tmp_path / "pax.tar"
+    with tarfile.open(pax, "w", format=tarfile.PAX_FORMAT) as archive:
+        for name in ("k" * 120 + ".jpg", "café.jpg", "ok-1.png", "sub/ok-2.jpg", "ok-3.json"):
+            info = tarfile.TarInfo(name)
+            info.size = 3
+            archive.addfile(info, io.BytesIO(b"abc"))
+    assert [(key, ext) for key, ext, _, _ in scan_tar(pax)] == [("k" * 120, "jpg"), ("ok-1", "png")]
+
+
+@pytest.mark.parametrize("damage", ["checksum", "truncated"])
+def test_damaged_tar_is_a_clear_error(folder, damage):
+    from passkit.core.shards import ShardPaths
+    from passkit.review.dataset import scan_tar
+
+    shard = ShardPaths(folder, 1).tar
+    data = bytearray(shard.read_bytes())
+    if damage == "checksum":
+        header_of_second_image = scan_tar(shard)[1][2] - 512
+        data[header_of_second_image + 10] ^= 0x55  # a byte of its name
+    else:
+        data = data[: len(data) // 2]
+    shard.write_bytes(bytes(data))
+    with pytest.raises(DatasetError, match=r"00001\.tar"):
+        scan_tar(shard)
+    with pytest.raises(DatasetError):
+        ReviewDataset.open(folder)

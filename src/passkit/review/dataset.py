@@ -49,23 +49,80 @@ class Location:
     size: int
 
 
-def scan_tar(path: Path) -> list[tuple[str, str, int, int]]:
-    """``(key, ext, data offset, size)`` of every image member of a tar, reading headers only."""
+_BLOCK = 512
+_PLAIN_TYPES = (b"0", b"\0", b"7")  # regular files (ustar "0", old-style NUL, contiguous "7")
+_SKIPPED_TYPES = (b"5",)  # folders
+
+
+class _NeedsTarfileError(Exception):
+    """A member header the fast scan does not parse itself (pax/GNU extensions...)."""
+
+
+def _octal(field: bytes) -> int:
+    if field[:1] and field[0] & 0x80:  # base-256 (GNU) size of a huge member
+        raise _NeedsTarfileError
+    text = field.rstrip(b"\0 ").lstrip(b" ")
+    return int(text, 8) if text else 0
+
+
+def _scan_headers(path: Path) -> list[tuple[str, str, int, int]]:
+    """Headers only, seeking past the data: plain ustar members as written by ``ShardWriter``."""
     found = []
+    with path.open("rb") as handle:
+        position = 0
+        while True:
+            handle.seek(position)
+            header = handle.read(_BLOCK)
+            if len(header) < _BLOCK:
+                raise DatasetError(f"{path}: archive ends inside a member header (offset {position})")
+            if header == b"\0" * _BLOCK:
+                return found
+            expected = _octal(header[148:156])
+            if sum(header[:148]) + 256 + sum(header[156:]) != expected:
+                raise DatasetError(f"{path}: damaged member header at offset {position} (checksum)")
+            kind = header[156:157]
+            if kind not in _PLAIN_TYPES and kind not in _SKIPPED_TYPES:
+                raise _NeedsTarfileError
+            name = header[:100].split(b"\0", 1)[0]
+            if header[257:262] == b"ustar" and header[345:346] != b"\0":
+                name = header[345:500].split(b"\0", 1)[0] + b"/" + name
+            size = _octal(header[124:136])
+            data = position + _BLOCK
+            if kind in _PLAIN_TYPES:
+                _add(found, name.decode("utf-8", "surrogateescape"), data, size)
+            position = data + size + (-size % _BLOCK)
+
+
+def _add(found: list[tuple[str, str, int, int]], name: str, offset: int, size: int) -> None:
     try:
+        key, ext = split_member_name(name)
+    except ValueError:
+        return
+    if ext.lower() in IMAGE_EXTENSIONS and is_valid_key(key):
+        found.append((key, ext, offset, size))
+
+
+def scan_tar(path: Path) -> list[tuple[str, str, int, int]]:
+    """``(key, ext, data offset, size)`` of every image member of a tar, reading headers only.
+
+    Plain ustar headers (what passkit writes) are parsed here, checksum checked, seeking past the data; a tar with
+    pax or GNU extension headers is indexed by the standard library's ``tarfile`` instead.
+    """
+    try:
+        try:
+            return _scan_headers(path)
+        except _NeedsTarfileError:
+            pass
+        found: list[tuple[str, str, int, int]] = []
         with tarfile.open(path, "r:") as archive:
             for member in archive:
-                if not member.isfile():
-                    continue
-                try:
-                    key, ext = split_member_name(member.name)
-                except ValueError:
-                    continue
-                if ext.lower() in IMAGE_EXTENSIONS and is_valid_key(key):
-                    found.append((key, ext, member.offset_data, member.size))
-    except (tarfile.TarError, OSError) as error:
+                if member.isfile():
+                    _add(found, member.name, member.offset_data, member.size)
+        return found
+    except (tarfile.TarError, OSError, ValueError) as error:
+        if isinstance(error, DatasetError):
+            raise
         raise DatasetError(f"{path}: cannot index the tar ({error})") from error
-    return found
 
 
 def _stamp(path: Path) -> str:

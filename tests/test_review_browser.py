@@ -141,5 +141,18 @@ def test_keyboard_review_survives_a_restart_and_guards_hold(tmp_path, browser):
         expect(page.locator("#progress")).to_have_text(re.compile(r"^9 / 20"))
         page.keyboard.press("u")
         expect(page.locator("#progress")).to_have_text(re.compile(r"^5 / 20"))
+        expect(page.locator(".tile.current")).to_have_attribute("data-pos", "4")
+        # Fast typing across a page boundary: a key pressed while the next page loads is never applied to an
+        # image of the old page.
+        page_keys = [page.locator(".tile").nth(i).get_attribute("data-key") for i in range(8)]
+        before = len(decisions_in(folder))
+        for _ in range(5):
+            page.keyboard.press("0")
+        expect(page.locator("#progress")).to_have_text(re.compile(r"^9 / 20"))
+        expect(page.locator(".tile.current")).to_have_attribute("data-pos", re.compile("^(8|9)$"))
+        page.wait_for_timeout(300)
+        typed = [key for key, *_ in decisions_in(folder)[before:]]
+        assert typed[:4] == page_keys[4:8]
+        assert all(key not in page_keys for key in typed[4:])
     context.close()
     assert not errors

@@ -56,7 +56,8 @@ def open_session(directory: str | os.PathLike[str], cfg: ReviewServerConfig, tok
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket (port 0 picks a free one), so the printed URL names the real port."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on such sockets (else Nagle + delayed ACK add ~40 ms a response).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host.strip("[]"), port))

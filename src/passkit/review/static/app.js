@@ -11,7 +11,7 @@ const LABELS = {
 const SVG = "http://www.w3.org/2000/svg";
 
 const view = {
-  total: 0, pageSize: 40, page: 0, cursor: 0, items: [], counts: null,
+  total: 0, pageSize: 40, page: 0, cursor: 0, items: [], counts: null, loading: false,
   undo: [],            // stack of [{key, previous decision}] batches
   chain: Promise.resolve(),
 };
@@ -175,11 +175,17 @@ function highlight() {
 }
 
 async function moveTo(position) {
-  if (!view.total) return;
+  if (!view.total || view.loading) return;
   position = Math.max(0, Math.min(position, view.total - 1));
   const page = Math.floor(position / view.pageSize);
   if (page !== view.page) {
-    await loadPage(page, position);
+    // Keys pressed while the next page loads are dropped, never applied to an image of the old page.
+    view.loading = true;
+    try {
+      await loadPage(page, position);
+    } finally {
+      view.loading = false;
+    }
   } else {
     view.cursor = position;
     highlight();
@@ -229,12 +235,13 @@ function post(items, kind) {
 
 function decide(kind) {
   const item = itemAt(view.cursor);
-  if (!item) return;
+  if (!item || view.loading) return;
   post([item], kind);
   if (view.cursor < view.total - 1) moveTo(view.cursor + 1);
 }
 
 function restOfPageClean() {
+  if (view.loading) return;
   const undecided = view.items.filter((i) => !i.decision);
   if (!undecided.length) { toast("every image on this page has a decision", true); return; }
   post(undecided, "clean");

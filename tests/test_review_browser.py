@@ -154,5 +154,13 @@ def test_keyboard_review_survives_a_restart_and_guards_hold(tmp_path, browser):
         typed = [key for key, *_ in decisions_in(folder)[before:]]
         assert typed[:4] == page_keys[4:8]
         assert all(key not in page_keys for key in typed[4:])
+        # A change of mind, undone, restores the earlier decision.
+        page.keyboard.press("Home")
+        expect(page.locator(".tile.current")).to_have_attribute("data-pos", "0")
+        page.keyboard.press("0")
+        expect(page.locator("#progress")).to_have_text(re.compile(r"^9 / 20 decided · 0 person"))
+        page.keyboard.press("u")
+        expect(page.locator("#progress")).to_have_text(re.compile(r"^9 / 20 decided · 1 person"))
+        assert decisions_in(folder)[-1][1:3] == ("problem", "review:human")
     context.close()
     assert not errors

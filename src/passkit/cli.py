@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -372,10 +372,7 @@ def review(
         raise typer.BadParameter("--page-size must be 1..200")
     cfg = ReviewServerConfig(host=host, port=port, queue=queue.value, reviewer=reviewer, page_size=page_size)
 
-    def announce(url: str, session: object, note: str) -> None:
-        from passkit.review.app import ReviewSession
-
-        assert isinstance(session, ReviewSession)
+    def announce(url: str, session: Any, note: str) -> None:
         counts = session.progress()
         console.print(
             f"passkit review: queue [bold]{session.queue}[/] of {len(session.keys):,} images "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -364,6 +364,7 @@ def review(
     page_size: Annotated[int, typer.Option(help="Images per page of the grid.")] = 40,
 ) -> None:
     """Open the local review web app (keyboard-driven; decisions go to DIR/review/decisions.sqlite)."""
+    from passkit.review.app import ReviewSession
     from passkit.review.audit import PlanMismatchError
     from passkit.review.dataset import DatasetError
     from passkit.review.server import ReviewServerConfig, serve
@@ -372,7 +373,7 @@ def review(
         raise typer.BadParameter("--page-size must be 1..200")
     cfg = ReviewServerConfig(host=host, port=port, queue=queue.value, reviewer=reviewer, page_size=page_size)
 
-    def announce(url: str, session: Any, note: str) -> None:
+    def announce(url: str, session: ReviewSession, note: str) -> None:
         counts = session.progress()
         console.print(
             f"passkit review: queue [bold]{session.queue}[/] of {len(session.keys):,} images "

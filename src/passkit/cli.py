@@ -364,10 +364,15 @@ def review(
     page_size: Annotated[int, typer.Option(help="Images per page of the grid.")] = 40,
 ) -> None:
     """Open the local review web app (keyboard-driven; decisions go to DIR/review/decisions.sqlite)."""
-    from passkit.review.app import ReviewSession
     from passkit.review.audit import PlanMismatchError
     from passkit.review.dataset import DatasetError
-    from passkit.review.server import ReviewServerConfig, serve
+
+    try:
+        from passkit.review.app import ReviewSession
+        from passkit.review.server import ReviewServerConfig, serve
+    except ImportError as error:
+        err_console.print(f"[red]passkit review needs the review extra[/] (pip install 'passkit[review]'): {error}")
+        raise typer.Exit(1) from error
 
     if not 1 <= page_size <= 200:
         raise typer.BadParameter("--page-size must be 1..200")

@@ -274,3 +274,17 @@ def test_damaged_tar_is_a_clear_error(folder, damage):
         scan_tar(shard)
     with pytest.raises(DatasetError):
         ReviewDataset.open(folder)
+
+
+def test_audit_queue_serves_the_drawn_sample_in_its_order(folder):
+    from passkit.review.audit import AuditPlan, load_or_draw
+    from passkit.review.server import ReviewServerConfig, open_session
+
+    plan, _ = load_or_draw(folder, ReviewDataset.open(folder), 12, 7)
+    session, note = open_session(folder, ReviewServerConfig(queue="audit", reviewer="ann"), TOKEN)
+    assert session.keys == plan.keys and f"12 (seed 7) from {plan.drawn}" in note
+    session.store.close()
+    (folder / "review" / "audit-plan.json").unlink()
+    session, note = open_session(folder, ReviewServerConfig(queue="audit"), TOKEN)  # none yet: the default draw
+    assert len(session.keys) == 30 and "drawn now" in note and AuditPlan.load(folder).seed == 0
+    session.store.close()

@@ -137,8 +137,11 @@ def test_keyboard_review_survives_a_restart_and_guards_hold(tmp_path, browser):
         assert ["human" in classes[0], "clean" in classes[1], "other" in classes[2], "clean" in classes[3]] == [
             True
         ] * 4
-        page.keyboard.press("c")  # every undecided image of the page is clean
-        expect(page.locator("#progress")).to_have_text(re.compile(r"^9 / 20"))
+        page.keyboard.press("1")
+        page.keyboard.press("c")  # every other undecided image of the page is clean, not the one just marked
+        expect(page.locator("#progress")).to_have_text(re.compile(r"^9 / 20 decided · 2 person · 1 other · 6 clean"))
+        page.keyboard.press("u")
+        expect(page.locator("#progress")).to_have_text(re.compile(r"^6 / 20"))
         page.keyboard.press("u")
         expect(page.locator("#progress")).to_have_text(re.compile(r"^5 / 20"))
         expect(page.locator(".tile.current")).to_have_attribute("data-pos", "4")
@@ -164,3 +167,24 @@ def test_keyboard_review_survives_a_restart_and_guards_hold(tmp_path, browser):
         assert decisions_in(folder)[-1][1:3] == ("problem", "review:human")
     context.close()
     assert not errors
+
+
+def test_a_thousand_images_by_keyboard_alone(tmp_path, browser):
+    folder = tmp_path / "filtered"
+    make_review_dir(folder, kept=1000, rejected=0, shards=4, size=(64, 48))
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    with ReviewServer(folder, "--reviewer", "kb", "--queue", "all") as server:
+        page.goto(server.url)
+        page.wait_for_selector(".tile.current")
+        for index in range(25):  # 25 pages of 40: mark the first image, the rest of the page clean, next page
+            page.keyboard.press("1" if index % 5 == 0 else "0")
+            page.keyboard.press("c")
+            expect(page.locator("#progress")).to_have_text(re.compile(rf"^{(index + 1) * 40:,} / 1,000 decided"))
+            page.keyboard.press("n")
+            if index < 24:
+                expect(page.locator(".tile.current")).to_have_attribute("data-pos", str((index + 1) * 40))
+        assert page.inner_text("#progress") == "1,000 / 1,000 decided · 5 person · 0 other · 995 clean"
+    page.close()
+    rows = decisions_in(folder)
+    assert len(rows) == 1000 and len({key for key, *_ in rows}) == 1000
+    assert sorted(key for key, label, *_ in rows if label == "problem") == [f"img-{i:05d}" for i in range(0, 1000, 200)]

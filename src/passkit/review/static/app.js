@@ -219,17 +219,26 @@ function applyDecisions(decisions) {
 function post(items, kind) {
   const keys = items.map((i) => i.key);
   const previous = items.map((i) => ({ key: i.key, decision: i.decision }));
-  for (const key of keys) {
-    const div = document.querySelector(`.tile[data-key="${CSS.escape(key)}"]`);
+  for (const item of items) {
+    item.pending = true;  // decided, not yet stored: "rest of page clean" must not take it
+    const div = document.querySelector(`.tile[data-key="${CSS.escape(item.key)}"]`);
     if (div) div.classList.add("pending");
   }
   return enqueue(async () => {
     const spec = LABELS[kind];
-    const result = await api("/api/decide", { keys, label: spec.label, reason: spec.reason });
-    applyDecisions(result.decisions);
-    view.counts = result.counts;
-    view.undo.push(previous);
-    showProgress();
+    try {
+      const result = await api("/api/decide", { keys, label: spec.label, reason: spec.reason });
+      applyDecisions(result.decisions);
+      view.counts = result.counts;
+      view.undo.push(previous);
+      showProgress();
+    } finally {
+      for (const item of items) item.pending = false;
+      for (const key of keys) {
+        const div = document.querySelector(`.tile[data-key="${CSS.escape(key)}"]`);
+        if (div) div.classList.remove("pending");
+      }
+    }
   });
 }
 
@@ -242,7 +251,7 @@ function decide(kind) {
 
 function restOfPageClean() {
   if (view.loading) return;
-  const undecided = view.items.filter((i) => !i.decision);
+  const undecided = view.items.filter((i) => !i.decision && !i.pending);
   if (!undecided.length) { toast("every image on this page has a decision", true); return; }
   post(undecided, "clean");
   toast(`${undecided.length} marked clean (u undoes)`, true);

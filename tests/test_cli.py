@@ -23,8 +23,6 @@ DESIGN_VERBS = [
     "demo",
 ]
 UNBUILT = [
-    ["review", "d"],
-    ["audit", "d"],
     ["eval", "knn", "--checkpoint", "c", "--train", "t", "--val", "v"],
     ["eval", "linear", "--checkpoint", "c", "--train", "t", "--val", "v"],
 ]

@@ -387,16 +387,108 @@ def build(
         raise typer.Exit(1)
 
 
-@app.command()
-def review(directory: Annotated[Path, typer.Argument(help="Filtered dataset folder.")]) -> None:
-    """Open the local review web app."""
-    _not_built("review", 8)
+class ReviewQueue(StrEnum):
+    borderline = "borderline"
+    audit = "audit"
+    all = "all"
 
 
 @app.command()
-def audit(directory: Annotated[Path, typer.Argument(help="Filtered dataset folder.")]) -> None:
-    """Draw an audit sample and report the residual rate of images with people."""
-    _not_built("audit", 8)
+def review(
+    directory: Annotated[Path, typer.Argument(help="Filtered dataset folder (NNNNN.tar + NNNNN.parquet).")],
+    port: Annotated[int, typer.Option(help="Port to listen on (0 picks a free one).")] = 8765,
+    host: Annotated[str, typer.Option(help="Address to bind; keep 127.0.0.1 unless you know why not.")] = "127.0.0.1",
+    queue: Annotated[
+        ReviewQueue, typer.Option(help="borderline (highest detector scores first) | audit (the audit sample) | all.")
+    ] = ReviewQueue.borderline,
+    reviewer: Annotated[str, typer.Option(help="Name stored with every decision (default: your login).")] = "",
+    page_size: Annotated[int, typer.Option(help="Images per page of the grid.")] = 40,
+) -> None:
+    """Open the local review web app (keyboard-driven; decisions go to DIR/review/decisions.sqlite)."""
+    from passkit.review.audit import PlanMismatchError
+    from passkit.review.dataset import DatasetError
+
+    try:
+        from passkit.review.app import ReviewSession
+        from passkit.review.server import ReviewServerConfig, serve
+    except ImportError as error:
+        err_console.print(f"[red]passkit review needs the review extra[/] (pip install 'passkit[review]'): {error}")
+        raise typer.Exit(1) from error
+
+    if not 1 <= page_size <= 200:
+        raise typer.BadParameter("--page-size must be 1..200")
+    cfg = ReviewServerConfig(host=host, port=port, queue=queue.value, reviewer=reviewer, page_size=page_size)
+
+    def announce(url: str, session: ReviewSession, note: str) -> None:
+        counts = session.progress()
+        console.print(
+            f"passkit review: queue [bold]{session.queue}[/] of {len(session.keys):,} images "
+            f"({counts['decided']:,} decided), reviewer [bold]{session.reviewer}[/]" + (f"; {note}" if note else "")
+        )
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            console.print(f"[yellow]listening on {host}: anyone who can reach it and has the URL can review[/]")
+        console.print(f"open {url}", soft_wrap=True, highlight=False)
+        console.print("decisions are saved as you go; Ctrl+C stops the server", style="dim")
+
+    try:
+        serve(directory, cfg, announce=announce)
+    except (DatasetError, PlanMismatchError, OSError) as error:
+        err_console.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from error
+
+
+@app.command()
+def audit(
+    directory: Annotated[Path, typer.Argument(help="Filtered dataset folder.")],
+    sample: Annotated[
+        int | None, typer.Option(help="Images in the audit sample (default 3000; fixed once drawn).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the sample (default 0; fixed once drawn).")] = None,
+    redraw: Annotated[bool, typer.Option("--redraw", help="Draw a new sample (decisions are kept).")] = False,
+    confidence: Annotated[float, typer.Option(help="Confidence of the one-sided upper bound.")] = 0.95,
+) -> None:
+    """Draw the audit sample (review it with --queue audit) and report the residual rate of images with people."""
+    from passkit.review.audit import PlanMismatchError, audit_report, format_percent, load_or_draw, write_report
+    from passkit.review.dataset import DatasetError, ReviewDataset
+    from passkit.review.store import DecisionStore
+
+    if not 0 < confidence < 1:
+        raise typer.BadParameter("--confidence must be in (0, 1)")
+    try:
+        dataset = ReviewDataset.open(directory)
+        plan, drawn = load_or_draw(directory, dataset, sample, seed, redraw=redraw)
+        with DecisionStore.for_dataset(directory) as store:
+            report = audit_report(plan, store, dataset, confidence)
+        path = write_report(directory, report)
+    except (DatasetError, PlanMismatchError, OSError, ValueError) as error:
+        err_console.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from error
+    if drawn:
+        console.print(
+            f"drew an audit sample of {plan.sample_size:,} of {plan.kept_total:,} kept images (seed {seed or 0})"
+        )
+    table = Table(title=f"passkit audit: {directory}")
+    table.add_column("")
+    table.add_column("images", justify="right")
+    table.add_row("kept (filter output)", f"{report['kept_total']:,}")
+    table.add_row("audit sample", f"{report['sample_size']:,}")
+    table.add_row("reviewed", f"{report['reviewed']:,}")
+    for reason, count in report["per_reason"].items():
+        table.add_row(f"  {reason}", f"{count:,}")
+    table.add_row("  clean", f"{report['reviewed'] - report['problems']:,}")
+    console.print(table)
+    if report["reviewed"]:
+        console.print(
+            f"any problem: {report['problems']:,} of {report['reviewed']:,} -> <= "
+            f"{format_percent(report['upper_any_problem'])} (one-sided Clopper-Pearson)"
+        )
+    remaining = report["sample_size"] - report["reviewed"]
+    if remaining:
+        console.print(f"[yellow]{remaining:,} sampled images to review[/]: passkit review {directory} --queue audit")
+    if report["sample_no_longer_kept"]:
+        console.print(f"[yellow]{report['sample_no_longer_kept']:,} sampled keys are no longer kept in {directory}[/]")
+    method = " (one-sided exact Clopper-Pearson bound)" if report["reviewed"] else ""
+    console.print(f"[bold]{report['statement']}[/]{method} -> {path}")
 
 
 class Layout(StrEnum):

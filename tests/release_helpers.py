@@ -4,7 +4,6 @@ detectors are tested elsewhere), plus review decisions and an audit result in th
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,6 +14,7 @@ from passkit.core.manifest import KEPT, write_manifest
 from passkit.core.sample import Sample
 from passkit.core.shards import ShardPaths
 from passkit.core.tar import write_shard
+from passkit.review.store import UNDO, DecisionStore
 from passkit.run.filter import FilterConfig, run_filter
 from passkit.stages.cap import CapConfig
 
@@ -95,24 +95,14 @@ def make_filtered_dir(root: Path, count: int = 40, shards: int = 2) -> Path:
 
 
 def write_decisions(directory: Path, rows: list[tuple[str, str, str]]) -> Path:
-    """Review decisions in the contract schema; ``rows`` = (key, label, reason) in the order they were made."""
-    path = directory / "review" / "decisions.sqlite"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    connection = sqlite3.connect(path)
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute(
-        "CREATE TABLE IF NOT EXISTS decisions (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, "
-        "label TEXT NOT NULL CHECK (label IN ('problem','clean','undo')), reason TEXT NOT NULL DEFAULT '', "
-        "reviewer TEXT NOT NULL, time TEXT NOT NULL, queue TEXT NOT NULL)"
-    )
-    for number, (key, label, reason) in enumerate(rows):
-        connection.execute(
-            "INSERT INTO decisions (key, label, reason, reviewer, time, queue) VALUES (?, ?, ?, ?, ?, ?)",
-            (key, label, reason, "ann", f"2026-11-27T10:{number:02d}:00Z", "borderline"),
-        )
-    connection.commit()
-    connection.close()
-    return path
+    """Review decisions written by the review app's store; ``rows`` = (key, label, reason) in the order made."""
+    with DecisionStore.for_dataset(directory) as store:
+        for key, label, reason in rows:
+            if label == UNDO:
+                store.undo(key, reviewer="ann", queue="borderline")
+            else:
+                store.record(key, label, reason, reviewer="ann", queue="borderline")
+        return store.path
 
 
 def write_audit(directory: Path) -> Path:

@@ -360,3 +360,26 @@ def test_many_shards_written_in_passes_give_the_same_release(release_v1, source,
     rejects = source / "candidates.rejects.parquet"
     build_release(source / "filtered", tmp_path / "passes", cfg, candidates_rejects=rejects)
     assert _all_files(tmp_path / "passes") == _all_files(release_v1[0])
+
+
+def test_release_uses_the_review_apps_audit_and_decisions(tmp_path):
+    """The review side (store + audit) and the release side meet only through DIR/review: check them together."""
+    from passkit.review.audit import audit_report, load_or_draw, write_report
+    from passkit.review.dataset import ReviewDataset
+    from passkit.review.store import DecisionStore
+
+    filtered = make_filtered_dir(tmp_path, count=10, shards=1)
+    dataset = ReviewDataset.open(filtered)
+    plan, drawn = load_or_draw(filtered, dataset, sample_size=4, seed=7)
+    assert drawn and len(plan.keys) == 4
+    with DecisionStore.for_dataset(filtered) as store:
+        store.record_many(plan.keys, "clean", reviewer="ann", queue="audit")
+        flagged = sorted(set(dataset.keys) - set(plan.keys))[0]
+        store.record(flagged, "problem", "review:human", reviewer="ann", queue="borderline")
+        write_report(filtered, audit_report(plan, store, dataset))
+    report = build_release(filtered, tmp_path / "rel", ReleaseConfig(sample_grid=0))
+    assert report.audit.startswith("0 of 4 reviewed")
+    assert report.left_out.get("review:human") == 1
+    released = set(pq.read_table(tmp_path / "rel" / "metadata.parquet").column("key").to_pylist())
+    assert flagged not in released and set(plan.keys) <= released
+    assert "0 of 4 reviewed" in (tmp_path / "rel" / "datasheet.html").read_text()

@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from passkit.core.reasons import REVIEW_OTHER, is_valid_reason
+from passkit.review.audit import REPORT_FILE
+from passkit.review.store import REVIEW_FOLDER, DecisionStore, decisions_path
 
-REVIEW_DIR = "review"
-DECISIONS_FILE = "decisions.sqlite"
-AUDIT_FILE = "audit.json"
 AUDIT_FIELDS = ("method", "confidence", "sample_size", "reviewed", "with_people", "upper", "statement")
 
 
@@ -36,37 +35,29 @@ class Decision:
 
 def read_decisions(directory: str | Path) -> dict[str, Decision]:
     """Current decision per key (latest row; ``undo`` removes it). Empty when no review was done."""
-    path = Path(directory) / REVIEW_DIR / DECISIONS_FILE
+    path = decisions_path(directory)
     if not path.exists():
         return {}
     try:
-        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            rows = connection.execute(
-                "SELECT d.key, d.label, d.reason, d.reviewer FROM decisions d "
-                "JOIN (SELECT key, MAX(seq) AS seq FROM decisions GROUP BY key) latest ON d.seq = latest.seq"
-            ).fetchall()
-        finally:
-            connection.close()
+        with DecisionStore(path, readonly=True) as store:
+            rows = store.current()
     except sqlite3.Error as error:
         raise ReviewDataError(f"{path}: cannot read review decisions ({error})") from error
     current: dict[str, Decision] = {}
-    for key, label, reason, reviewer in rows:
-        if label == "undo":
-            continue
-        if label == "problem":
-            reason = reason if is_valid_reason(reason) and reason.startswith("review:") else REVIEW_OTHER
-        elif label == "clean":
+    for key, row in rows.items():
+        if row.label == "problem":
+            reason = row.reason if is_valid_reason(row.reason) and row.reason.startswith("review:") else REVIEW_OTHER
+        elif row.label == "clean":
             reason = ""
         else:
-            raise ReviewDataError(f"{path}: key {key!r} has unknown label {label!r}")
-        current[key] = Decision(key, label, reason, reviewer)
+            raise ReviewDataError(f"{path}: key {key!r} has unknown label {row.label!r}")
+        current[key] = Decision(key, row.label, reason, row.reviewer)
     return current
 
 
 def read_audit(directory: str | Path) -> dict[str, Any] | None:
     """The audit result, or None when the folder was not audited."""
-    path = Path(directory) / REVIEW_DIR / AUDIT_FILE
+    path = Path(directory) / REVIEW_FOLDER / REPORT_FILE
     if not path.exists():
         return None
     try:

@@ -169,3 +169,32 @@ def test_demo_end_to_end_removes_people_and_resumes(tmp_path, shared_models):
     assert again.exit_code == 0, text
     assert "all 3 photos labelled 'people' removed" in text and "tiny-dino (random init)" in text
     assert text.count("(already done)") >= 6, text
+
+
+def test_resumed_metadata_keeps_its_port_or_moves_when_it_is_taken(tmp_path):
+    from passkit.demo.flow import prepare_metadata
+
+    pool = default_pool()[:3]
+    first = PoolServer()
+    try:
+        meta = prepare_metadata(pool, tmp_path, first)
+        text = meta.tsv.read_text()
+        assert f"http://127.0.0.1:{first.port}/demo/" in text
+        (tmp_path / "candidates.parquet").write_bytes(b"stale")
+        second = PoolServer()
+        try:
+            moved = prepare_metadata(pool, tmp_path, second)  # the first server still holds the port
+        finally:
+            second.stop()
+        assert moved.port != first.port and f"127.0.0.1:{moved.port}/demo/" in moved.tsv.read_text()
+        assert not (tmp_path / "candidates.parquet").exists()
+    finally:
+        first.stop()
+    third = PoolServer()
+    try:
+        again = prepare_metadata(pool, tmp_path, third)  # port free again: same port, same file
+        assert again.port == moved.port and again.tsv.read_text() == moved.tsv.read_text()
+    finally:
+        third.stop()
+    with pytest.raises(DemoError, match="another pool"):
+        prepare_metadata(default_pool()[:2], tmp_path, PoolServer())

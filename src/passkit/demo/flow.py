@@ -245,8 +245,16 @@ def run_filter_step(out: Path, preset: str, console: Any) -> bool:
     from passkit.run.filter import FilterConfig, run_filter
     from passkit.stages.humans import HumansConfig
 
+    settings = out / "demo-filter.json"
+    wanted = json.dumps({"humans": preset})
+    if settings.is_file() and settings.read_text() != wanted:  # filtered with another preset: start over from here
+        for name in ("filtered", "release", "pretrain"):
+            shutil.rmtree(out / name, ignore_errors=True)
+        (out / "knn.json").unlink(missing_ok=True)
     inputs = {shard.index for shard in list_shards(out / "download")}
     done_before = inputs and inputs <= {shard.index for shard in list_shards(out / "filtered")}
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text(wanted)
     summary = run_filter(
         out / "download", out / "filtered", FilterConfig(humans=HumansConfig(preset=preset)), console=console
     )

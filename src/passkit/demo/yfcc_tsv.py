@@ -149,8 +149,8 @@ def yfcc_line(number: int, photo: PoolPhoto, download_url: str, secret: str) -> 
 
 
 def write_yfcc_tsv(pool: list[PoolPhoto], path: str | os.PathLike[str], base_url: str) -> list[ServedPhoto]:
-    """Write ``pool`` as YFCC100M single-file metadata whose download URLs live under ``base_url`` (atomically);
-    return what the loopback server must serve."""
+    """Write ``pool`` as YFCC100M single-file metadata whose download URLs live under ``base_url`` (atomically,
+    and only if the file's content changes); return what the loopback server must serve."""
     lines, served = [], []
     for number, photo in enumerate(pool):
         data = photo.read_bytes()
@@ -159,6 +159,9 @@ def write_yfcc_tsv(pool: list[PoolPhoto], path: str | os.PathLike[str], base_url
         lines.append(yfcc_line(number, photo, base_url.rstrip("/") + path_part, secret))
         content_type = _CONTENT_TYPES.get(photo.extension, "application/octet-stream")
         served.append(ServedPhoto(path_part, photo.path(), content_type))
-    with atomic_path(Path(path)) as temp:
-        temp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    text = "".join(line + "\n" for line in lines)
+    target = Path(path)
+    if not target.is_file() or target.read_text(encoding="utf-8") != text:  # unchanged: keep it (and its mtime)
+        with atomic_path(target) as temp:
+            temp.write_text(text, encoding="utf-8")
     return served

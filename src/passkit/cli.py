@@ -547,7 +547,7 @@ def demo(
     try:
         result = run_demo(cfg, console=err_console, on_step=on_step)
     except DemoError as error:
-        err_console.print(f"[red]passkit demo:[/] {error}")
+        err_console.print(f"[red]passkit demo:[/] {error}", soft_wrap=True)
         raise typer.Exit(1) from error
     print_summary(result, console)
     if result.people_left() or not all(result.sums_ok.values()):

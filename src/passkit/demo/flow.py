@@ -112,24 +112,30 @@ def key_of(photo: PoolPhoto) -> str:
 def check_models(preset: str) -> None:
     """Every detector file of the humans preset is present (or fetchable); otherwise one error naming all of them."""
     from passkit.detect.presets import get_preset
-    from passkit.detect.registry import MODELS_ENV, OFFLINE_ENV, ModelError, get_entry, model_path
+    from passkit.detect.registry import MODELS_ENV, OFFLINE_ENV, ModelChecksumError, ModelError, get_entry, model_path
 
-    missing = []
+    missing: list[tuple[Any, ModelError]] = []
     for name in sorted({p.model for p in get_preset(preset).passes}):
         try:
             model_path(name)
         except ModelError as error:
-            entry = get_entry(name)
-            missing.append((entry, str(error)))
-    if missing:
-        lines = "\n".join(f"  - {entry.relpath}  <- {entry.url}" for entry, _ in missing)
-        raise DemoError(
-            f"the human filter ({preset} preset) needs {len(missing)} detector file(s) that are not available:\n"
-            f"{lines}\n"
-            f"Provide them in one of two ways: run once with network access (they are fetched into "
-            f"~/.cache/passkit/models and verified by sha256; unset {OFFLINE_ENV}), or download them by hand into "
-            f"a folder DIR with that layout and set {MODELS_ENV}=DIR. First error: {missing[0][1]}"
-        )
+            missing.append((get_entry(name), error))
+    if not missing:
+        return
+    lines = "\n".join(
+        f"  - {entry.relpath}  <- {entry.url}"
+        + ("  (present, but its sha256 differs)" if isinstance(e, ModelChecksumError) else "")
+        for entry, e in missing
+    )
+    causes = {str(e.__cause__) for _, e in missing if e.__cause__ is not None}
+    cause = f" (fetching failed: {sorted(causes)[0]})" if causes else ""
+    raise DemoError(
+        f"the human filter ({preset} preset) needs {len(missing)} detector file(s) that are not available{cause}:\n"
+        f"{lines}\n"
+        f"Provide them in one of two ways: run once with network access (they are fetched into "
+        f"~/.cache/passkit/models and verified by sha256; unset {OFFLINE_ENV}), or download them by hand into "
+        f"a folder DIR with that layout and set {MODELS_ENV}=DIR."
+    )
 
 
 def check_pretrain(presets: tuple[str, ...]) -> None:

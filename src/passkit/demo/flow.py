@@ -15,6 +15,7 @@ VERSION file, runs with a backbone, knn.json), so a second run only reads its ou
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -281,7 +282,13 @@ def release_v1(out: Path, shard_size: int) -> tuple[Path | None, str, bool]:
     target = out / "release" / "v1"
     if (target / "VERSION").is_file():
         return target, "", True
-    cfg = ReleaseConfig(name="passkit-demo", version=1, shard_size=shard_size)
+    options: dict[str, Any] = {"name": "passkit-demo", "version": 1, "shard_size": shard_size}
+    known = {f.name for f in dataclasses.fields(ReleaseConfig)}
+    if "license_policy" in known:  # the release re-checks licenses: the demo's pool is selected as `permissive`
+        options["license_policy"] = POLICY
+    if "title" in known:
+        options["title"] = "passkit demo: people-free photos shipped in scikit-image, scikit-learn and matplotlib"
+    cfg = ReleaseConfig(**options)
     build_release(out / "filtered", target, cfg, candidates_rejects=out / "candidates.rejects.parquet")
     return target, "", False
 
@@ -500,10 +507,13 @@ def run_demo(cfg: DemoConfig, console: Any = None, on_step: Callable[[Step], Non
                 ),
             )
             runs[preset] = run
-        result.knn, _ = timed("kNN on digits", lambda: knn_step(out, runs, cfg.seed))
+        if runs:
+            result.knn, _ = timed("kNN on digits", lambda: knn_step(out, runs, cfg.seed))
     released = len(released_keys(v1)) if v1 is not None else None
     result.outcomes = collect_outcomes(out, pool, result.releases.get("v1"), result.taken_down)
     result.funnel = funnel(result.outcomes, released)
+    if "v2" in result.releases:
+        result.funnel.append((f"v2 (takedown of {len(result.taken_down)})", len(released_keys(result.releases["v2"]))))
     return result
 
 

@@ -484,6 +484,9 @@ def run_demo(cfg: DemoConfig, console: Any = None, on_step: Callable[[Step], Non
     timed(f"filter (humans: {cfg.humans_preset})", lambda: run_filter_step(out, cfg.humans_preset, console))
 
     result = DemoResult(out, pool, [], [], steps)
+    if cfg.pool_dir is not None:
+        result.policy_why = f"policy '{POLICY}' (CC BY + CC0, Public Domain Mark, US Government Work, no known "
+        result.policy_why += "restrictions), as for the package photos; a PASS release uses 'cc-by'"
     v1, result.release_note, _ = timed("release v1", lambda: release_v1(out, cfg.shard_size))
     if v1 is not None:
         result.releases["v1"] = v1

@@ -301,7 +301,7 @@ def takedown_v2(out: Path, v1: Path) -> tuple[Path | None, list[str], bool]:
     keys_file = out / "release" / "takedown-keys.txt"
     if (target / "VERSION").is_file() and keys_file.is_file():
         return target, keys_file.read_text().split(), True
-    released = sorted(pq.read_table(v1 / "metadata.parquet", columns=["key"]).column("key").to_pylist())
+    released = released_keys(v1)
     if not released:
         return None, [], False
     keys = released[:1]

@@ -201,3 +201,11 @@ def test_resumed_metadata_keeps_its_port_or_moves_when_it_is_taken(tmp_path):
         third.stop()
     with pytest.raises(DemoError, match="another pool"):
         prepare_metadata(default_pool()[:2], tmp_path, PoolServer())
+
+
+def test_bad_options_fail_before_any_work(tmp_path):
+    out = tmp_path / "demo"
+    for args in (["--humans", "bogus"], ["--pretrain", "pass-dino-vits16-300ep"], ["--pretrain", "nope"]):
+        result = CliRunner().invoke(app, ["demo", "--out", str(out), *args])
+        assert result.exit_code == 1 and "passkit demo:" in plain(result.output), args
+    assert not out.exists()

@@ -115,8 +115,12 @@ def check_models(preset: str) -> None:
     from passkit.detect.presets import get_preset
     from passkit.detect.registry import MODELS_ENV, OFFLINE_ENV, ModelChecksumError, ModelError, get_entry, model_path
 
+    try:
+        passes = get_preset(preset).passes
+    except ValueError as error:
+        raise DemoError(str(error)) from error
     missing: list[tuple[Any, ModelError]] = []
-    for name in sorted({p.model for p in get_preset(preset).passes}):
+    for name in sorted({p.model for p in passes}):
         try:
             model_path(name)
         except ModelError as error:

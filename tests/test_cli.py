@@ -73,19 +73,6 @@ def test_license_command():
     assert bad.exit_code == 2 and "can never be allowed" in plain(bad.output)
 
 
-def test_demo_then_verify(tmp_path):
-    pytest.importorskip("sklearn", reason="the demo pool ships with scikit-learn (passkit[demo])")
-    out = tmp_path / "demo"
-    result = runner.invoke(app, ["demo", "--out", str(out)])
-    text = plain(result.output)
-    assert result.exit_code == 0, text
-    assert "shard verified" in text
-    assert "danielbuechele" in text and "licensed under CC BY 2.0" in text
-    verified = runner.invoke(app, ["verify", str(out / "shards")])
-    assert verified.exit_code == 0, plain(verified.output)
-    assert "all shards verified" in plain(verified.output)
-
-
 def test_verify_fails_on_empty_and_broken_folders(tmp_path):
     assert runner.invoke(app, ["verify", str(tmp_path)]).exit_code == 1
     (tmp_path / "00000.parquet").write_bytes(b"not parquet")

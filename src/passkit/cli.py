@@ -716,34 +716,43 @@ def license_(
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option(help="Folder for the demo's outputs.")] = Path("passkit-demo"),
+    out: Annotated[Path, typer.Option(help="Folder for the demo's run (resumable: rerun to reuse it).")] = Path(
+        "passkit-demo"
+    ),
+    pool: Annotated[
+        Path | None,
+        typer.Option(
+            help="Image folder with sidecar attribution (+ optional labels.csv) instead of the package photos."
+        ),
+    ] = None,
+    humans: Annotated[str, typer.Option(help="Human filter preset: fast | default | strong.")] = "default",
+    pretrain: Annotated[
+        str, typer.Option(help="Comma-separated pretraining presets, or 'none'.")
+    ] = "tiny-dino,tiny-mocov2",
+    steps: Annotated[int, typer.Option(help="Pretraining steps per model.")] = 40,
+    threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
 ) -> None:
-    """Offline end-to-end run on real photos shipped in scikit-learn (the README's first command)."""
-    from passkit.demo import run_demo
+    """The whole PASS system offline on real photos: select, download, filter, release, pretrain, kNN."""
+    from passkit.demo import DemoConfig, DemoError, run_demo
+    from passkit.demo.summary import print_summary
+
+    presets = () if pretrain == "none" else tuple(p.strip() for p in pretrain.split(",") if p.strip())
+    cfg = DemoConfig(
+        out=out, pool_dir=pool, humans_preset=humans, presets=presets, pretrain_steps=steps, threads=threads
+    )
+
+    def on_step(step: object) -> None:
+        name, seconds, resumed = step.name, step.seconds, step.resumed  # type: ignore[attr-defined]
+        err_console.print(f"[green]✓[/] {name} [dim]{seconds:.1f} s{' (already done)' if resumed else ''}[/]")
 
     try:
-        result = run_demo(out)
-    except RuntimeError as error:
-        err_console.print(f"[red]{error}[/]")
+        result = run_demo(cfg, console=err_console, on_step=on_step)
+    except DemoError as error:
+        err_console.print(f"[red]passkit demo:[/] {error}", soft_wrap=True)
         raise typer.Exit(1) from error
-    table = Table(title=f"passkit demo: {result.pool_rows} pool rows -> shard {out / 'shards' / '00000.tar'}")
-    table.add_column("status / reason")
-    table.add_column("rows", justify="right")
-    for label, count in sorted(result.counts.items()):
-        table.add_row(label, str(count))
-    table.add_row("[bold]total[/]", f"[bold]{sum(result.counts.values())}[/]")
-    console.print(table)
-    console.print("[bold]Attribution of the kept photos[/]")
-    for line in result.attributions:
-        console.print(f"  {line}")
-    if not result.report.ok:
-        for problem in result.report.problems:
-            console.print(f"[red]{problem}[/]")
+    print_summary(result, console)
+    if result.people_left() or not all(result.sums_ok.values()):
         raise typer.Exit(1)
-    console.print(
-        f"[green]shard verified[/]: {result.report.samples} samples, manifest rows add up "
-        f"({result.report.rows} = {result.pool_rows} pool rows). Next: `passkit verify {out / 'shards'}`"
-    )
 
 
 def main() -> None:

@@ -158,20 +158,19 @@ def test_demo_end_to_end_removes_people_and_resumes(tmp_path, shared_models):
     assert counts["kept (privacy, dedup, cap)"] == len(kept)
     assert [score["name"] for score in result.knn] == ["tiny-dino", "tiny-dino (random init)"]
     assert all(0.0 < score["top1"] <= 1.0 and score["val"] > 500 for score in result.knn)
-    if result.releases:  # passkit.release (issue 8a) present
-        assert result.sums_ok == {"v1": True, "v2": True}
-        assert len(result.taken_down) == 1 and result.taken_down[0] in released_keys(out / "release" / "v1")
-        assert released_keys(out / "release" / "v2") == sorted(
-            set(released_keys(out / "release" / "v1")) - set(result.taken_down)
-        )
-    else:
-        assert "issue 8a" in result.release_note
+    assert result.sums_ok == {"v1": True, "v2": True}
+    assert len(result.taken_down) == 1 and result.taken_down[0] in released_keys(out / "release" / "v1")
+    assert released_keys(out / "release" / "v2") == sorted(
+        set(released_keys(out / "release" / "v1")) - set(result.taken_down)
+    )
+    assert json.loads((out / "run.json").read_text())["balanced"]  # the pipeline ran as `passkit build`
 
     again = CliRunner().invoke(app, ["demo", "--out", str(out), "--pretrain", "tiny-dino", "--steps", "2"])
     text = plain(again.output)
     assert again.exit_code == 0, text
     assert "all 3 photos labelled 'people' removed" in text and "tiny-dino (random init)" in text
-    assert text.count("(already done)") >= 6, text
+    # every step (metadata, build, takedown, pretrain, kNN) was reused
+    assert text.count("(already done)") == text.count("✓ ") == 5, text
 
 
 def test_resumed_metadata_keeps_its_port_or_moves_when_it_is_taken(tmp_path):

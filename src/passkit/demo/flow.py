@@ -15,7 +15,6 @@ VERSION file, runs with a backbone, knn.json), so a second run only reads its ou
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
+from rich.console import Console
 
 from passkit.core.manifest import KEPT
 from passkit.core.shards import list_shards
@@ -91,6 +91,7 @@ class DemoResult:
     sums_ok: dict[str, bool] = field(default_factory=dict)
     taken_down: list[str] = field(default_factory=list)
     knn: list[dict[str, Any]] = field(default_factory=list)
+    build_timings: list[tuple[str, float, bool]] = field(default_factory=list)  # passkit build's own stages
     pretrain_data: Path | None = None
     policy_why: str = POLICY_WHY
 
@@ -229,72 +230,55 @@ def prepare_metadata(pool: list[PoolPhoto], out: Path, server: PoolServer) -> Me
 # ---------------------------------------------------------------------------------------------- pipeline steps
 
 
-def run_select_step(out: Path, tsv: Path, seed: int) -> bool:
-    """select on the YFCC file; returns whether it was already done."""
-    from passkit.selection import open_source, run_select
-    from passkit.stages.select import SelectConfig
-
-    candidates = out / "candidates.parquet"
-    if candidates.is_file() and candidates.stat().st_mtime >= tsv.stat().st_mtime:
-        return True
-    run_select([open_source(f"yfcc:{tsv}")], candidates, SelectConfig(policy=POLICY, seed=seed))
-    return False
+DEMO_TITLE = "passkit demo: people-free photos shipped in scikit-image, scikit-learn and matplotlib"
 
 
-def run_download_step(out: Path, shard_size: int, console: Any) -> bool:
-    from passkit.download import DownloadConfig, download
+def build_config(out: Path, tsv: Path, cfg: DemoConfig) -> Any:
+    """The demo's ``passkit build`` config (what ``passkit build --print-default-config`` documents)."""
+    from passkit.config import from_dict
 
-    done = _download_complete(out)
-    config = DownloadConfig(concurrency=8, per_host=8, timeout=20.0, retries=1, backoff=0.2)
-    report = download(out / "candidates.parquet", out / "download", config, shard_size=shard_size, console=console)
-    if report.failed_shards:
-        raise DemoError(f"download: {len(report.failed_shards)} shard(s) failed: {report.failed_shards[0][1]}")
-    return done
-
-
-def run_filter_step(out: Path, preset: str, console: Any) -> bool:
-    from passkit.run.filter import FilterConfig, run_filter
-    from passkit.stages.humans import HumansConfig
-
-    settings = out / "demo-filter.json"
-    wanted = json.dumps({"humans": preset})
-    if settings.is_file() and settings.read_text() != wanted:  # filtered with another preset: start over from here
-        for name in ("filtered", "release", "pretrain"):
-            shutil.rmtree(out / name, ignore_errors=True)
-        (out / "knn.json").unlink(missing_ok=True)
-    inputs = {shard.index for shard in list_shards(out / "download")}
-    done_before = inputs and inputs <= {shard.index for shard in list_shards(out / "filtered")}
-    settings.parent.mkdir(parents=True, exist_ok=True)
-    settings.write_text(wanted)
-    summary = run_filter(
-        out / "download", out / "filtered", FilterConfig(humans=HumansConfig(preset=preset)), console=console
+    return from_dict(
+        {
+            "out": str(out),
+            "sources": {"paths": [f"yfcc:{tsv}"]},
+            "policy": {"license": POLICY},
+            "cap": {"seed": cfg.seed},
+            "download": {
+                "shard_size": cfg.shard_size,
+                "concurrency": 8,
+                "per_host": 8,
+                "timeout": 20.0,
+                "retries": 1,
+                "backoff": 0.2,
+            },
+            "filter": {"humans": {"preset": cfg.humans_preset}},
+            "release": {"name": "passkit-demo", "shard_size": cfg.shard_size, "title": DEMO_TITLE},
+            "runner": {"workers": max(1, min(2, cfg.threads))},
+        }
     )
-    if not summary.ok:
-        raise DemoError(f"filter: rows do not add up or shards failed: {summary.failed[:3]}")
-    return bool(done_before)
 
 
-# -------------------------------------------------------- release + takedown (passkit.release, issue 8a; lead wires)
+def run_build_step(out: Path, tsv: Path, cfg: DemoConfig, console: Any) -> tuple[Any, bool]:
+    """``passkit build`` (select -> download -> filter -> release v1) into OUT; returns (report, resumed)."""
+    from passkit.build import BuildError, build
+    from passkit.config import config_hash
 
-
-def release_v1(out: Path, shard_size: int) -> tuple[Path | None, str, bool]:
-    """``passkit.release.build_release`` on the filtered shards -> OUT/release/v1. Returns (path, note, resumed)."""
+    build_cfg = build_config(out, tsv, cfg)
+    settings = out / "demo-build.json"
+    wanted = json.dumps({"config_hash": config_hash(build_cfg)})
+    if settings.is_file() and settings.read_text() != wanted:  # another preset or pool: start over from here
+        _reset_downstream(out)
+        (out / "config.toml").unlink(missing_ok=True)
+        (out / "run.json").unlink(missing_ok=True)
+    settings.write_text(wanted)
+    console = console if console is not None else Console(quiet=True)
     try:
-        from passkit.release import ReleaseConfig, build_release
-    except ImportError:
-        return None, "release not in this build yet (passkit.release, issue 8a)", False
-    target = out / "release" / "v1"
-    if (target / "VERSION").is_file():
-        return target, "", True
-    options: dict[str, Any] = {"name": "passkit-demo", "version": 1, "shard_size": shard_size}
-    known = {f.name for f in dataclasses.fields(ReleaseConfig)}
-    if "license_policy" in known:  # the release re-checks licenses: the demo's pool is selected as `permissive`
-        options["license_policy"] = POLICY
-    if "title" in known:
-        options["title"] = "passkit demo: people-free photos shipped in scikit-image, scikit-learn and matplotlib"
-    cfg = ReleaseConfig(**options)
-    build_release(out / "filtered", target, cfg, candidates_rejects=out / "candidates.rejects.parquet")
-    return target, "", False
+        report = build(build_cfg, console=console)
+    except BuildError as error:
+        raise DemoError(f"passkit build: {error}") from error
+    if not report.finished or not report.balanced:
+        raise DemoError(f"passkit build did not finish cleanly: {report.failed_shards[:3] or report.problems[:3]}")
+    return report, all(timing.resumed for timing in report.timings)
 
 
 def takedown_v2(out: Path, v1: Path) -> tuple[Path | None, list[str], bool]:
@@ -481,17 +465,21 @@ def run_demo(cfg: DemoConfig, console: Any = None, on_step: Callable[[Step], Non
     server = PoolServer()
     try:
         metadata, _ = timed("pool -> YFCC100M metadata", lambda: _metadata_step(pool, out, server))
-        timed("select", lambda: run_select_step(out, metadata.tsv, cfg.seed))
-        timed("download (loopback HTTP)", lambda: run_download_step(out, cfg.shard_size, console))
+        report, _ = timed(
+            f"passkit build (select, download, filter with humans: {cfg.humans_preset}, release v1)",
+            lambda: run_build_step(out, metadata.tsv, cfg, console),
+        )
     finally:
         server.stop()
-    timed(f"filter (humans: {cfg.humans_preset})", lambda: run_filter_step(out, cfg.humans_preset, console))
 
     result = DemoResult(out, pool, [], [], steps)
+    result.build_timings = [(t.stage, t.seconds, t.resumed) for t in report.timings]
     if cfg.pool_dir is not None:
         result.policy_why = f"policy '{POLICY}' (CC BY + CC0, Public Domain Mark, US Government Work, no known "
         result.policy_why += "restrictions), as for the package photos; a PASS release uses 'cc-by'"
-    v1, result.release_note, _ = timed("release v1", lambda: release_v1(out, cfg.shard_size))
+    v1 = out / "release" / "v1"
+    v1 = v1 if (v1 / "VERSION").is_file() else None
+    result.release_note = "" if v1 is not None else report.release
     if v1 is not None:
         result.releases["v1"] = v1
         result.sums_ok["v1"] = verify_sha256sums(v1)

@@ -6,8 +6,9 @@ head sizes, queue and optimiser type per method. lightly's side is assembled as 
 and momentum helpers; SwAV and DINO forward crop by crop as in those examples). A step is forward + backward +
 optimiser step + momentum update on fixed tensors, so data loading is not in it. Each side runs in its own
 process (lightly in its own venv under /tmp, created here with plain pip) as a step server; the two servers step
-in turn, one step each (order flipped every round), so both see the same machine load step by step; the figure
-is the median step time, with the ratio of each repeat's medians beside it to show the spread.
+in turn, one step each (order flipped every round), so both see the same machine load step by step; each repeat
+starts fresh servers in alternating order (the first-started process measured 6-13 % slower whichever code
+it ran); the figure is the median step time, with the ratio of each repeat's medians beside it to show the spread.
 
 The data path: passkit's shard stream (read, decode with draft mode, the recipe's augmentation, collate) with
 one DataLoader worker, in images/s, against the images/s one training process consumes (batch / step time).
@@ -338,14 +339,22 @@ def main() -> None:
     step_time: dict[str, float] = {}
     print(f"{'method':8} {'passkit s/step':>15} {'lightly s/step':>15} {'ratio':>7}  per-repeat ratios  target <= 1.0x")
     for method in args.methods:
-        servers = [StepServer(sys.executable, "passkit", method)]
-        if lightly_python is not None:
-            servers.append(StepServer(str(lightly_python), "lightly", method))
-        try:
-            times = interleaved_step_times(servers, args.steps * args.repeats)
-        finally:
-            for server in servers:
-                server.close()
+        # Fresh servers per repeat, started in alternating order: the first-started process measured 6-13 % slower
+        # than the second on this machine whichever code it ran, so the order must not favour one side.
+        times: list[list[float]] = [[], []] if lightly_python is not None else [[]]
+        for repeat in range(args.repeats):
+            sides = [("passkit", sys.executable)]
+            if lightly_python is not None:
+                sides.append(("lightly", str(lightly_python)))
+            order = list(range(len(sides))) if repeat % 2 == 0 else list(reversed(range(len(sides))))
+            servers = {index: StepServer(sides[index][1], sides[index][0], method) for index in order}
+            try:
+                measured = interleaved_step_times([servers[index] for index in order], args.steps)
+            finally:
+                for server in servers.values():
+                    server.close()
+            for position, index in enumerate(order):
+                times[index].extend(measured[position])
         step_time[method] = statistics.median(times[0])
         if len(times) == 2:
             theirs = statistics.median(times[1])

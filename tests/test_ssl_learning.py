@@ -4,7 +4,7 @@ Each method's tiny preset (a 4-block ViT, batch 32) trains for 40 steps and must
 its queue holds real keys) and (2) beat the randomly initialised backbone by 3 points on a weighted cosine kNN probe
 (leave-one-out over the 1,797 digits; random init: 0.45). SwAV's loss is compared from the first step: once its
 queue joins Sinkhorn (step 8) the codes sharpen as features spread, and the loss of that early phase rises and
-falls by +-0.2 around a level below the start (seeds 0-2: kNN 0.53-0.60 after 40 steps).
+falls by +-0.2 around a level below the start (seeds 0-1: kNN 0.56-0.60 after 40 steps).
 """
 
 import statistics

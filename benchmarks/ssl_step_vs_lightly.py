@@ -8,7 +8,9 @@ optimiser step + momentum update on fixed tensors, so data loading is not in it.
 process (lightly in its own venv under /tmp, created here with plain pip) as a step server; the two servers step
 in turn, one step each (order flipped every round), so both see the same machine load step by step; each repeat
 starts fresh servers in alternating order (the first-started process measured 6-13 % slower whichever code
-it ran); the figure is the median step time, with the ratio of each repeat's medians beside it to show the spread.
+it ran), both pinned to the same core; the figure is the median step time, with the ratio of each repeat's
+medians beside it to show the spread. Then the same comparison inside one process (lightly's interpreter with
+passkit from src, the two steps alternating), which removes per-process effects altogether.
 
 The data path: passkit's shard stream (read, decode with draft mode, the recipe's augmentation, collate) with
 one DataLoader worker, in images/s, against the images/s one training process consumes (batch / step time).
@@ -20,6 +22,7 @@ Targets: passkit step time <= 1.0x lightly's for each method; data path >= 1.5x 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -202,12 +205,39 @@ def serve(side: str, method: str) -> None:
     import torch
 
     torch.set_num_threads(1)
+    if hasattr(os, "sched_setaffinity") and os.environ.get("PASSKIT_BENCH_CPU"):
+        os.sched_setaffinity(0, {int(os.environ["PASSKIT_BENCH_CPU"])})
     step = passkit_step(method) if side == "passkit" else lightly_step(method)
     print("ready", flush=True)
     for i, _line in enumerate(sys.stdin):
         start = time.perf_counter()
         step(i)
         print(time.perf_counter() - start, flush=True)
+
+
+def serve_both(method: str, steps: int) -> None:
+    """Both sides' models in this one process (lightly's venv, passkit from src), stepping in turn; prints JSON."""
+    import torch
+
+    torch.set_num_threads(1)
+    steps_of = {"passkit": passkit_step(method), "lightly": lightly_step(method)}
+    times: dict[str, list[float]] = {"passkit": [], "lightly": []}
+    for i in range(2 + steps):
+        for side in ("passkit", "lightly") if i % 2 == 0 else ("lightly", "passkit"):
+            start = time.perf_counter()
+            steps_of[side](i)
+            if i >= 2:
+                times[side].append(time.perf_counter() - start)
+    print(json.dumps(times))
+
+
+def same_process_times(python: str, method: str, steps: int) -> dict[str, list[float]]:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    args = [python, __file__, "--serve", "both", "--method", method, "--steps", str(steps)]
+    done = subprocess.run(args, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"same-process {method} run failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def ensure_lightly() -> tuple[Path | None, str]:
@@ -233,6 +263,8 @@ class StepServer:
 
     def __init__(self, python: str, side: str, method: str) -> None:
         env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        if hasattr(os, "sched_getaffinity"):  # both sides on the same core: they step in turn, never at once
+            env["PASSKIT_BENCH_CPU"] = str(max(os.sched_getaffinity(0)))
         args = [python, __file__, "--serve", side, "--method", method]
         self.name = f"{side} {method}"
         self.proc = subprocess.Popen(
@@ -323,9 +355,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-lightly", action="store_true")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
-    parser.add_argument("--serve", choices=["passkit", "lightly"])
+    parser.add_argument("--serve", choices=["passkit", "lightly", "both"])
     parser.add_argument("--method", choices=METHODS)
     args = parser.parse_args()
+    if args.serve == "both":
+        serve_both(args.method, args.steps)
+        return
     if args.serve:
         serve(args.serve, args.method)
         return
@@ -369,6 +404,16 @@ def main() -> None:
             print(f"{method:8} {step_time[method]:15.3f} {theirs:15.3f} {ratio:6.2f}x  {spread:17}  {verdict}")
         else:
             print(f"{method:8} {step_time[method]:15.3f} {'-':>15} {'-':>7}")
+
+    if lightly_python is not None:
+        # The same comparison inside one process (lightly's interpreter, passkit from src): no per-process effects.
+        print(f"\nsame process, alternating steps ({args.steps * args.repeats} per side)")
+        print(f"{'method':8} {'passkit s/step':>15} {'lightly s/step':>15} {'ratio':>7}  target <= 1.0x")
+        for method in args.methods:
+            both = same_process_times(str(lightly_python), method, args.steps * args.repeats)
+            ours, theirs = statistics.median(both["passkit"]), statistics.median(both["lightly"])
+            verdict = "ok" if ours <= theirs else "MISSED"
+            print(f"{method:8} {ours:15.3f} {theirs:15.3f} {ours / theirs:6.2f}x  {verdict}")
 
     with tempfile.TemporaryDirectory() as tmp:
         source = make_shards(Path(tmp), 384)

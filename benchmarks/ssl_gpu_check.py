@@ -23,6 +23,7 @@ Prints one markdown table per section and a verdict line; exits 1 if any check f
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
 import math
@@ -260,13 +261,15 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def speed_section(sizes: Sizes, data: Path, work: Path, device: torch.device, report: Report) -> list[str]:
+def speed_section(
+    sizes: Sizes, data: Path, work: Path, device: torch.device, report: Report, methods: tuple[str, ...] = METHODS
+) -> list[str]:
     rows = [
         "| method | arch | views | batch | step img/s | trainer img/s | peak GiB | loss first5 -> last5 "
         "| finite | falls |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for method in METHODS:
+    for method in methods:
         views = f"2x{sizes.global_size}" + (
             f"+{sizes.n_local[method]}x{sizes.local_size}" if sizes.n_local[method] else ""
         )
@@ -455,6 +458,8 @@ def main() -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes on CPU (a rehearsal of the GPU run)")
     parser.add_argument("--sections", default="speed,resume,ddp", help="comma-separated subset to run")
     parser.add_argument("--keep", type=Path, help="work folder to keep (default: a temporary one, removed)")
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of the speed section")
+    parser.add_argument("--steps", type=int, help="trainer steps per method in the speed section (default 40)")
     parser.add_argument("--ddp-worker", nargs=3, metavar=("SIZES", "DATA", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.ddp_worker:
@@ -466,6 +471,11 @@ def main() -> int:
         print("no CUDA device: run with --smoke for the CPU rehearsal", file=sys.stderr)
         return 2
     sizes = SMOKE if args.smoke else FULL
+    if args.steps:
+        sizes = dataclasses.replace(sizes, steps=args.steps)
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    if not set(methods) <= set(METHODS):
+        parser.error(f"--methods: choose from {', '.join(METHODS)}")
     device = torch.device("cuda", 0) if cuda else torch.device("cpu")
     if not cuda:
         torch.set_num_threads(1)
@@ -491,7 +501,7 @@ def main() -> int:
                 continue
             t0 = time.perf_counter()
             if section == "speed":
-                rows = speed_section(sizes, data, work, device, report)
+                rows = speed_section(sizes, data, work, device, report, methods)
             elif section == "resume":
                 rows = resume_section(sizes, small, work, device, report)
             else:

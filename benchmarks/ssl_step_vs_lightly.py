@@ -5,8 +5,12 @@ Same network on both sides: passkit's ``resnet_tiny`` (torchvision ResNet-18 cut
 head sizes, queue and optimiser type per method. lightly's side is assembled as its examples do (its heads, losses
 and momentum helpers; SwAV and DINO forward crop by crop as in those examples). A step is forward + backward +
 optimiser step + momentum update on fixed tensors, so data loading is not in it. Each side runs in its own
-process (lightly in its own venv under /tmp, created here with plain pip), alternating per repeat so both see
-the same machine load; the figure is the median.
+process (lightly in its own venv under /tmp, created here with plain pip) as a step server; the two servers step
+in turn, one step each (order flipped every round), so both see the same machine load step by step; each repeat
+starts fresh servers in alternating order (the first-started process measured 6-13 % slower whichever code
+it ran), both pinned to the same core; the figure is the median step time, with the ratio of each repeat's
+medians beside it to show the spread. Then the same comparison inside one process (lightly's interpreter with
+passkit from src, the two steps alternating), which removes per-process effects altogether.
 
 The data path: passkit's shard stream (read, decode with draft mode, the recipe's augmentation, collate) with
 one DataLoader worker, in images/s, against the images/s one training process consumes (batch / step time).
@@ -41,15 +45,6 @@ def _views(method: str, seed: int = 0) -> list:
     generator = torch.Generator().manual_seed(seed)
     sizes = [GLOBAL, GLOBAL] + [LOCAL] * N_LOCAL[method]
     return [torch.randn(BATCH, 3, s, s, generator=generator) for s in sizes]
-
-
-def _time_steps(step, steps: int) -> float:
-    for i in range(2):
-        step(i)
-    start = time.perf_counter()
-    for i in range(steps):
-        step(2 + i)
-    return (time.perf_counter() - start) / steps
 
 
 def passkit_step(method: str):
@@ -205,12 +200,44 @@ def lightly_step(method: str):
     return step
 
 
-def worker(side: str, method: str, steps: int) -> None:
+def serve(side: str, method: str) -> None:
+    """A step server: builds one side's model, then times one step per ``step`` line read from stdin."""
     import torch
 
     torch.set_num_threads(1)
+    if hasattr(os, "sched_setaffinity") and os.environ.get("PASSKIT_BENCH_CPU"):
+        os.sched_setaffinity(0, {int(os.environ["PASSKIT_BENCH_CPU"])})
     step = passkit_step(method) if side == "passkit" else lightly_step(method)
-    print(json.dumps({"s_per_step": _time_steps(step, steps)}))
+    print("ready", flush=True)
+    for i, _line in enumerate(sys.stdin):
+        start = time.perf_counter()
+        step(i)
+        print(time.perf_counter() - start, flush=True)
+
+
+def serve_both(method: str, steps: int) -> None:
+    """Both sides' models in this one process (lightly's venv, passkit from src), stepping in turn; prints JSON."""
+    import torch
+
+    torch.set_num_threads(1)
+    steps_of = {"passkit": passkit_step(method), "lightly": lightly_step(method)}
+    times: dict[str, list[float]] = {"passkit": [], "lightly": []}
+    for i in range(2 + steps):
+        for side in ("passkit", "lightly") if i % 2 == 0 else ("lightly", "passkit"):
+            start = time.perf_counter()
+            steps_of[side](i)
+            if i >= 2:
+                times[side].append(time.perf_counter() - start)
+    print(json.dumps(times))
+
+
+def same_process_times(python: str, method: str, steps: int) -> dict[str, list[float]]:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    args = [python, __file__, "--serve", "both", "--method", method, "--steps", str(steps)]
+    done = subprocess.run(args, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"same-process {method} run failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def ensure_lightly() -> tuple[Path | None, str]:
@@ -231,13 +258,48 @@ def ensure_lightly() -> tuple[Path | None, str]:
     return python, done.stdout.strip()
 
 
-def run_worker(python: str, side: str, method: str, steps: int) -> float:
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    args = [python, __file__, "--worker", side, "--method", method, "--steps", str(steps)]
-    done = subprocess.run(args, capture_output=True, text=True, env=env)
-    if done.returncode != 0:
-        raise RuntimeError(f"{side} {method} worker failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])["s_per_step"]
+class StepServer:
+    """One side's model in its own process (its own venv), stepping on demand so both sides interleave."""
+
+    def __init__(self, python: str, side: str, method: str) -> None:
+        env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        if hasattr(os, "sched_getaffinity"):  # both sides on the same core: they step in turn, never at once
+            env["PASSKIT_BENCH_CPU"] = str(max(os.sched_getaffinity(0)))
+        args = [python, __file__, "--serve", side, "--method", method]
+        self.name = f"{side} {method}"
+        self.proc = subprocess.Popen(
+            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        if self._read() != "ready":
+            raise RuntimeError(f"{self.name} server did not start")
+
+    def _read(self) -> str:
+        line = self.proc.stdout.readline().strip()  # type: ignore[union-attr]
+        if not line:
+            raise RuntimeError(f"{self.name} server failed:\n{self.proc.stderr.read()[-2000:]}")  # type: ignore[union-attr]
+        return line
+
+    def step(self) -> float:
+        self.proc.stdin.write("step\n")  # type: ignore[union-attr]
+        self.proc.stdin.flush()  # type: ignore[union-attr]
+        return float(self._read())
+
+    def close(self) -> None:
+        self.proc.stdin.close()  # type: ignore[union-attr]
+        self.proc.wait(timeout=60)
+
+
+def interleaved_step_times(servers: list[StepServer], steps: int, warmup: int = 2) -> list[list[float]]:
+    """Per-step seconds of each server, stepping them in turn (order flipped every round) under the same load."""
+    for _ in range(warmup):
+        for server in servers:
+            server.step()
+    times: list[list[float]] = [[] for _ in servers]
+    for round_ in range(steps):
+        order = range(len(servers)) if round_ % 2 == 0 else reversed(range(len(servers)))
+        for index in order:
+            times[index].append(servers[index].step())
+    return times
 
 
 def loader_images_per_second(method: str, shard_dir: Path, batches: int) -> float:
@@ -293,31 +355,65 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-lightly", action="store_true")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
-    parser.add_argument("--worker", choices=["passkit", "lightly"])
+    parser.add_argument("--serve", choices=["passkit", "lightly", "both"])
     parser.add_argument("--method", choices=METHODS)
     args = parser.parse_args()
-    if args.worker:
-        worker(args.worker, args.method, args.steps)
+    if args.serve == "both":
+        serve_both(args.method, args.steps)
+        return
+    if args.serve:
+        serve(args.serve, args.method)
         return
 
     lightly_python, note = (None, "skipped (--skip-lightly)") if args.skip_lightly else ensure_lightly()
     print(f"lightly: {note}")
-    print(f"network: resnet_tiny (2.8 M params), {GLOBAL} px, batch {BATCH}, 1 thread, median of {args.repeats}")
+    print(
+        f"network: resnet_tiny (2.8 M params), {GLOBAL} px, batch {BATCH}, 1 thread; median of "
+        f"{args.steps * args.repeats} steps per side, the two sides stepping in turn"
+    )
     step_time: dict[str, float] = {}
-    print(f"{'method':8} {'passkit s/step':>15} {'lightly s/step':>15} {'ratio':>7}  target <= 1.0x")
+    print(f"{'method':8} {'passkit s/step':>15} {'lightly s/step':>15} {'ratio':>7}  per-repeat ratios  target <= 1.0x")
     for method in args.methods:
-        ours, theirs = [], []
-        for _ in range(args.repeats):
-            ours.append(run_worker(sys.executable, "passkit", method, args.steps))
+        # Fresh servers per repeat, started in alternating order: the first-started process measured 6-13 % slower
+        # than the second on this machine whichever code it ran, so the order must not favour one side.
+        times: list[list[float]] = [[], []] if lightly_python is not None else [[]]
+        for repeat in range(args.repeats):
+            sides = [("passkit", sys.executable)]
             if lightly_python is not None:
-                theirs.append(run_worker(str(lightly_python), "lightly", method, args.steps))
-        step_time[method] = statistics.median(ours)
-        if theirs:
-            ratio = step_time[method] / statistics.median(theirs)
+                sides.append(("lightly", str(lightly_python)))
+            order = list(range(len(sides))) if repeat % 2 == 0 else list(reversed(range(len(sides))))
+            servers = {index: StepServer(sides[index][1], sides[index][0], method) for index in order}
+            try:
+                measured = interleaved_step_times([servers[index] for index in order], args.steps)
+            finally:
+                for server in servers.values():
+                    server.close()
+            for position, index in enumerate(order):
+                times[index].extend(measured[position])
+        step_time[method] = statistics.median(times[0])
+        if len(times) == 2:
+            theirs = statistics.median(times[1])
+            ratio = step_time[method] / theirs
+            chunks = range(0, len(times[0]), args.steps)
+            per_repeat = [
+                statistics.median(times[0][i : i + args.steps]) / statistics.median(times[1][i : i + args.steps])
+                for i in chunks
+            ]
             verdict = "ok" if ratio <= 1.0 else "MISSED"
-            print(f"{method:8} {step_time[method]:15.3f} {statistics.median(theirs):15.3f} {ratio:6.2f}x  {verdict}")
+            spread = " ".join(f"{r:.2f}" for r in per_repeat)
+            print(f"{method:8} {step_time[method]:15.3f} {theirs:15.3f} {ratio:6.2f}x  {spread:17}  {verdict}")
         else:
             print(f"{method:8} {step_time[method]:15.3f} {'-':>15} {'-':>7}")
+
+    if lightly_python is not None:
+        # The same comparison inside one process (lightly's interpreter, passkit from src): no per-process effects.
+        print(f"\nsame process, alternating steps ({args.steps * args.repeats} per side)")
+        print(f"{'method':8} {'passkit s/step':>15} {'lightly s/step':>15} {'ratio':>7}  target <= 1.0x")
+        for method in args.methods:
+            both = same_process_times(str(lightly_python), method, args.steps * args.repeats)
+            ours, theirs = statistics.median(both["passkit"]), statistics.median(both["lightly"])
+            verdict = "ok" if ours <= theirs else "MISSED"
+            print(f"{method:8} {ours:15.3f} {theirs:15.3f} {ours / theirs:6.2f}x  {verdict}")
 
     with tempfile.TemporaryDirectory() as tmp:
         source = make_shards(Path(tmp), 384)

@@ -2,8 +2,9 @@
 
 Each method's tiny preset (a 4-block ViT, batch 32) trains for 40 steps and must (1) lower its loss (MoCo: once
 its queue holds real keys) and (2) beat the randomly initialised backbone by 3 points on a weighted cosine kNN probe
-(leave-one-out over the 1,797 digits). SwAV is not here yet: in this 40-step budget its features fall to ~0.25
-kNN top-1 (random init: 0.45) with every small-batch setting tried (queue, 30-100 prototypes, lr 3e-4-1e-3).
+(leave-one-out over the 1,797 digits; random init: 0.45). SwAV's loss is compared from the first step: once its
+queue joins Sinkhorn (step 8) the codes sharpen as features spread, and the loss of that early phase rises and
+falls by +-0.2 around a level below the start (seeds 0-1: kNN 0.56-0.60 after 40 steps).
 """
 
 import statistics
@@ -23,7 +24,7 @@ from passkit.ssl.train import build_method, train  # noqa: E402
 torch.set_num_threads(1)
 STEPS = 40
 # Steps before the loss is comparable: MoCo's queue of real keys fills in 256 / 32 = 8 steps.
-SETTLED = {"mocov2": 8, "dino": 0}
+SETTLED = {"mocov2": 8, "swav": 0, "dino": 0}
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def _knn_top1(backbone, images, labels):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["mocov2", "dino"])
+@pytest.mark.parametrize("method", ["mocov2", "swav", "dino"])
 def test_short_run_lowers_loss_and_beats_random_init_on_knn(method, digit_data, tmp_path):
     data, images, labels = digit_data
     run_control = {"workers": 0, "max_steps": STEPS, "log_every": 1, "progress": False}

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
+from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import InterpolationMode
 
@@ -75,8 +76,44 @@ def blur_kernel(size: int) -> int:
     return max(3, 2 * round(0.05 * size) + 1)
 
 
-def _blur(size: int, p: float) -> v2.Transform:
-    blur = v2.GaussianBlur(blur_kernel(size), sigma=(0.1, 2.0))
+class SeparableGaussianBlur(torch.nn.Module):
+    """Gaussian blur with sigma ~ U(sigma), as two 1-D passes: torchvision's ``GaussianBlur`` result (same kernel,
+    reflect padding, rounding back to uint8) at ~k/2 times fewer operations (the 2-D 23 x 23 kernel of a 224 px
+    crop made blur ~70 % of an augmentation's time). Draws sigma from torch's generator as torchvision does."""
+
+    def __init__(self, kernel_size: int, sigma: tuple[float, float] = (0.1, 2.0)) -> None:
+        super().__init__()
+        if kernel_size % 2 == 0 or kernel_size < 1:
+            raise ValueError(f"kernel size must be odd and positive, got {kernel_size}")
+        self.kernel_size = kernel_size
+        self.sigma = sigma
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        sigma = torch.empty(1).uniform_(self.sigma[0], self.sigma[1]).item()
+        return gaussian_blur(image, self.kernel_size, sigma)
+
+
+def gaussian_blur(image: torch.Tensor, kernel_size: int, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of a (C, H, W) or (N, C, H, W) image tensor (uint8 or float)."""
+    half = (kernel_size - 1) / 2
+    x = torch.linspace(-half, half, kernel_size)
+    kernel = torch.exp(-(x**2) / (2 * sigma**2))
+    kernel /= kernel.sum()
+    shape = image.shape
+    batch = image.reshape(-1, *shape[-3:]).float()
+    channels = batch.shape[1]
+    pad = kernel_size // 2
+    batch = torch.nn.functional.pad(batch, [pad, pad, pad, pad], mode="reflect")
+    batch = torch.nn.functional.conv2d(batch, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
+    batch = torch.nn.functional.conv2d(batch, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+    if image.dtype == torch.uint8:
+        batch = batch.round_().clamp_(0, 255).to(torch.uint8)
+    out = batch.reshape(shape)
+    return tv_tensors.wrap(out, like=image) if isinstance(image, tv_tensors.Image) else out
+
+
+def _blur(size: int, p: float) -> torch.nn.Module:
+    blur = SeparableGaussianBlur(blur_kernel(size), sigma=(0.1, 2.0))
     return blur if p >= 1 else v2.RandomApply([blur], p=p)
 
 

@@ -91,10 +91,18 @@ class TrainConfig:
     knn_every: int = 1  # epochs
 
     def resolved(self) -> TrainConfig:
-        """A copy with every None optimisation field set from the method's defaults."""
+        """A copy with every None optimisation field set from the method's defaults (lr endpoints relative to an
+        explicit ``base_lr``)."""
         if self.method not in METHOD_DEFAULTS:
             raise ValueError(f"unknown method {self.method!r} (one of {', '.join(METHOD_DEFAULTS)})")
-        updates = {k: v for k, v in METHOD_DEFAULTS[self.method].items() if getattr(self, k) is None}
+        defaults = METHOD_DEFAULTS[self.method]
+        updates = {k: v for k, v in defaults.items() if getattr(self, k) is None}
+        if self.base_lr is not None:
+            # A changed base lr keeps the recipe's schedule shape: the warm-up start and the final lr stay the
+            # recipe's fractions of its base lr (SwAV's absolute 0.3 start would be 300x an AdamW lr of 1e-3).
+            for key in ("warmup_start_lr", "final_lr"):
+                if getattr(self, key) is None:
+                    updates[key] = self.base_lr * defaults[key] / defaults["base_lr"]
         return dataclasses.replace(self, **updates)
 
     def to_json(self) -> str:

@@ -137,7 +137,7 @@ PRESETS: dict[str, Preset] = {
                 "weight_decay_end": 0.05,
                 "log_every": 5,
                 "method_args": {
-                    "n_prototypes": 30,
+                    "n_prototypes": 100,
                     "hidden_dim": 256,
                     "freeze_prototypes_iters": 20,
                     "queue_length": 256,

@@ -29,7 +29,7 @@ from torch.nn.parallel import DistributedDataParallel
 from passkit.core.atomic import atomic_path
 from passkit.ssl import distributed as ddp
 from passkit.ssl.augment import build_augment
-from passkit.ssl.backbones import build_backbone
+from passkit.ssl.backbones import build_backbone, is_vit
 from passkit.ssl.config import TrainConfig
 from passkit.ssl.data import ViewStream, discover_units, make_loader
 from passkit.ssl.knn import knn_monitor, load_labeled_folder
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
+DIST_BACKEND_ENV = "PASSKIT_DIST_BACKEND"  # overrides the process-group backend (default: nccl on GPU, gloo on CPU)
 
 
 class ResumeError(RuntimeError):
@@ -105,11 +106,13 @@ def _setup_distributed() -> tuple[int, int, torch.device]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     cuda = torch.cuda.is_available()
-    device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
+    # More ranks than GPUs (a smoke test on one GPU) share the GPUs round-robin; nccl refuses that, gloo does not.
+    device = torch.device("cuda", local_rank % torch.cuda.device_count()) if cuda else torch.device("cpu")
     if cuda:
         torch.cuda.set_device(device)
     if world > 1 and not ddp.is_distributed():
-        dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(minutes=30))
+        backend = os.environ.get(DIST_BACKEND_ENV) or ("nccl" if cuda else "gloo")
+        dist.init_process_group(backend, timeout=timedelta(minutes=30))
     return ddp.rank(), ddp.world_size(), device
 
 
@@ -218,6 +221,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
     np.random.seed(cfg.seed)
     random.seed(cfg.seed)
     method = build_method(cfg).to(device)
+    # NHWC convolutions are faster on GPUs (tensor cores); ViTs gain nothing from it.
+    memory_format = torch.channels_last if device.type == "cuda" and not is_vit(cfg.arch) else torch.preserve_format
+    method = method.to(memory_format=memory_format)
     stream = build_stream(cfg, rank, world)
     loader = make_loader(stream, cfg.workers, pin_memory=device.type == "cuda")
     iters_per_epoch = stream.batches_per_epoch // cfg.accum_steps
@@ -308,7 +314,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
                     loss_sum = torch.zeros((), device=device)
                     extra: dict[str, float] = {}
                     for micro in range(cfg.accum_steps):
-                        views = [v.to(device, non_blocking=True) for v in next(batches)]
+                        views = [v.to(device, non_blocking=True, memory_format=memory_format) for v in next(batches)]
                         images_seen += len(views[0])
                         sync = micro == cfg.accum_steps - 1 or world == 1
                         # Under DDP, gradients are all-reduced only on the last micro-batch of a step.

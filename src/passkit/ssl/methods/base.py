@@ -57,9 +57,10 @@ def frozen_copy(module: nn.Module) -> nn.Module:
 
 @torch.no_grad()
 def ema_update(target: Iterable[torch.Tensor], source: Iterable[torch.Tensor], momentum: float) -> None:
-    target_list, source_list = list(target), list(source)
-    torch._foreach_mul_(target_list, momentum)
-    torch._foreach_add_(target_list, source_list, alpha=1 - momentum)
+    """``target = momentum * target + (1 - momentum) * source``, as one fused multi-tensor lerp."""
+    target_list = target if isinstance(target, list) else list(target)
+    source_list = source if isinstance(source, list) else list(source)
+    torch._foreach_lerp_(target_list, source_list, 1 - momentum)
 
 
 def split_decay(named: Iterable[tuple[str, nn.Parameter]], weight_decay: float) -> list[dict]:

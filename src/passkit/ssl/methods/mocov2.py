@@ -42,6 +42,7 @@ class MoCoV2(SSLMethod):
         self.shuffle_splits = shuffle_splits
         self.register_buffer("queue", F.normalize(torch.randn(queue_size, dim), dim=1))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+        self._ema_pairs: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None
 
     def method_schedules(self, epochs: int, iters_per_epoch: int) -> dict[str, np.ndarray]:
         return {"momentum": constant_schedule(self.momentum, epochs, iters_per_epoch)}
@@ -70,13 +71,16 @@ class MoCoV2(SSLMethod):
 
     @torch.no_grad()
     def enqueue(self, keys: torch.Tensor) -> None:
-        """Replace the oldest entries of the queue with this step's keys of all ranks (a ring buffer)."""
+        """Replace the oldest entries of the queue with this step's keys of all ranks (a ring buffer).
+
+        Index arithmetic stays on the device: no host sync, the keys are written in place with one index_copy_.
+        """
         keys = all_gather_cat(keys)
         size = len(self.queue)
         keys = keys[-size:]
-        index = (int(self.queue_ptr) + torch.arange(len(keys), device=keys.device)) % size
-        self.queue[index] = keys.to(self.queue.dtype)
-        self.queue_ptr.fill_((int(self.queue_ptr) + len(keys)) % size)
+        index = torch.arange(len(keys), device=keys.device).add_(self.queue_ptr).remainder_(size)
+        self.queue.index_copy_(0, index, keys.to(self.queue.dtype))
+        self.queue_ptr.add_(len(keys)).remainder_(size)
 
     def forward(self, views: list[torch.Tensor], step: int) -> tuple[torch.Tensor, dict[str, float]]:
         query_images, key_images = views[0], views[1]
@@ -92,5 +96,7 @@ class MoCoV2(SSLMethod):
     @torch.no_grad()
     def after_step(self, step: int) -> None:
         m = float(self.schedules["momentum"][min(step, len(self.schedules["momentum"]) - 1)])
-        ema_update(self.key_backbone.parameters(), self.backbone.parameters(), m)
-        ema_update(self.key_head.parameters(), self.head.parameters(), m)
+        if self._ema_pairs is None:  # built once: the parameters of both encoders, in matching order
+            keys = [*self.key_backbone.parameters(), *self.key_head.parameters()]
+            self._ema_pairs = (keys, [*self.backbone.parameters(), *self.head.parameters()])
+        ema_update(*self._ema_pairs, m)

@@ -108,7 +108,7 @@ def test_presets_have_fitted_combiners():
     for name, preset in PRESETS.items():
         combiner = preset.combiner()
         assert 0.0 < combiner.threshold < 1.0, name
-        assert set(combiner.features) <= {p.feature for p in preset.passes}
+        assert set(combiner.passes) <= {p.feature for p in preset.passes}
     assert get_preset("default").combiner().cv["recall"] >= 0.99
 
 

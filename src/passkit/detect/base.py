@@ -95,17 +95,28 @@ def candidates(scores: np.ndarray, min_score: float, limit: int = 300) -> np.nda
     return index
 
 
-def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Resize with area averaging when shrinking and bilinear when enlarging."""
+def resize(image: np.ndarray, width: int, height: int, shrink: int = cv2.INTER_AREA) -> np.ndarray:
+    """Resize with ``shrink`` interpolation (area averaging unless a model's upstream says otherwise) when shrinking
+    and bilinear when enlarging."""
     if image.shape[1] == width and image.shape[0] == height:
         return image
-    shrink = width * height < image.shape[0] * image.shape[1]
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    shrinking = width * height < image.shape[0] * image.shape[1]
+    return cv2.resize(image, (width, height), interpolation=shrink if shrinking else cv2.INTER_LINEAR)
 
 
 def to_chw(image: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 -> float32 (1, 3, H, W), channel order unchanged."""
-    return cv2.dnn.blobFromImage(image, 1.0, swapRB=False, crop=False)
+    """(H, W, 3) uint8 -> a new float32 (1, 3, H, W), channel order unchanged."""
+    tensor = np.empty((1, 3, *image.shape[:2]), np.float32)
+    np.copyto(tensor[0], image.transpose(2, 0, 1))
+    return tensor
+
+
+def letterbox_chw(image: np.ndarray, width: int, height: int, fill: float, left: int = 0, top: int = 0) -> np.ndarray:
+    """A new float32 (1, 3, height, width) filled with ``fill``, ``image`` (H, W, 3) pasted at (left, top)."""
+    tensor = np.full((1, 3, height, width), fill, np.float32)
+    h, w = image.shape[:2]
+    np.copyto(tensor[0, :, top : top + h, left : left + w], image.transpose(2, 0, 1))
+    return tensor
 
 
 class Detector:

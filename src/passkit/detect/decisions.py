@@ -98,6 +98,8 @@ def read_labels(path: Path) -> dict[str, bool]:
 def evaluate(rows: list[dict[str, Any]], labels: dict[str, bool], preset: str = "default") -> dict[str, Any]:
     """Recall (images with people flagged), retention (people-free images kept), misses, false alarms, and the
     sweep of the fused threshold (the preset's OR-rules stay on) — for rows whose file name is labeled."""
+    from passkit.stages.humans import row_boxes
+
     combiner = get_preset(preset).combiner()
     labeled = [(row, labels[Path(row["file"]).name]) for row in rows if Path(row["file"]).name in labels]
     if not labeled:
@@ -105,14 +107,11 @@ def evaluate(rows: list[dict[str, Any]], labels: dict[str, bool], preset: str = 
     unreadable = [Path(r["file"]).name for r, _ in labeled if r["reason"] and not r["reason"].startswith("humans:")]
     truth = np.array([label for _, label in labeled])
     flagged = np.array([row["has_person"] == 1 for row, _ in labeled])
-    scores = [
-        {k.removeprefix("humans_max__"): float(v or 0.0) for k, v in row.items() if k.startswith("humans_max__")}
-        for row, _ in labeled
-    ]
+    images = [row_boxes(row) for row, _ in labeled]
     thresholds = sorted({combiner.threshold, *np.round(np.geomspace(0.002, 0.9, 20), 4).tolist()})
     sweep = []
     for threshold in thresholds:
-        swept = np.array([combiner.decide(s, threshold)[0] for s in scores])
+        swept = np.array([combiner.decide(image, threshold)[0] for image in images])
         sweep.append({"threshold": threshold, **figures(swept, truth).to_dict()})
     result = figures(flagged, truth)
     return {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from passkit.detect.base import Detections, Detector
@@ -75,6 +76,9 @@ class Ensemble:
 
     def __init__(self, passes: list[Pass], threads: int = 1, device: str = "auto", boxes_per_pass: int = 5):
         self.passes = list(passes)
+        # Pre-processing (resize, layout) gets the same number of threads as inference: OpenCV's own pool would
+        # compete with the other worker processes (one per core) and with onnxruntime.
+        cv2.setNumThreads(max(1, threads))
         self.boxes_per_pass = boxes_per_pass
         self.detectors: dict[str, Detector] = {}
         for item in self.passes:

@@ -17,7 +17,8 @@ class FastestDet(Detector):
 
     def prepare(self, image: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
         width, height = self.entry.input_size
-        tensor = to_chw(resize(image, width, height)) / np.float32(255.0)
+        tensor = to_chw(resize(image, width, height))
+        tensor *= np.float32(1.0 / 255.0)
         return tensor, (image.shape[1], image.shape[0])
 
     def decode(self, outputs: list[np.ndarray], size: tuple[int, int]) -> Detections:

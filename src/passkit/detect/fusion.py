@@ -1,9 +1,12 @@
-"""Score fusion: a small logistic combiner over the per-model, per-view maximum scores.
+"""Score fusion: a small logistic combiner over features of the per-pass detections.
 
-p(person) = sigmoid(b + sum_i w_i * logit(s_i)), with s_i clipped to [EPS, 1 - EPS]. The image is flagged when
-p >= threshold, or when any single detector reaches its own hard threshold (the OR-rule of the design: a detector
-that is sure on its own is never outvoted). Coefficients, thresholds and the cross-validated figures they were
-fitted with ship in ``combiner.json`` beside this file; they can be re-applied to stored scores at any time.
+p(person) = sigmoid(b + sum_i w_i * x_i), where the x_i are named features of the image's top boxes per pass
+(:mod:`passkit.detect.features`: best score, second score, box counts and sizes, agreement of two passes at the same
+place, a face inside a person box; scores enter as logits). A bare pass name (``yolox_nano@full``, the first format
+of ``combiner.json``) means ``max:<pass>``. The image is flagged when p >= threshold, or when any single detector
+reaches its own hard threshold (the OR-rule of the design: a detector that is sure on its own is never outvoted).
+Coefficients, thresholds and the cross-validated figures they were fitted with ship in ``combiner.json`` beside this
+file; they can be re-applied to stored boxes at any time.
 """
 
 from __future__ import annotations
@@ -12,17 +15,21 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 
 import numpy as np
 
-EPS = 1e-4
-BASELINE_SCORE = 0.01  # contributions are measured against "this detector saw almost nothing"
+from passkit.detect.features import EPS, PassBoxes, check_feature, feature_value, logit
+
+__all__ = ["EPS", "Combiner", "logit", "shipped_combiners"]
 
 
-def logit(score: float | np.ndarray) -> float | np.ndarray:
-    clipped = np.clip(score, EPS, 1 - EPS)
-    return np.log(clipped / (1 - clipped))
+def canonical_feature(name: str) -> str:
+    """``model@view`` (first format) -> ``max:model@view``; other names unchanged (and checked)."""
+    name = name if ":" in name else f"max:{name}"
+    check_feature(name)
+    return name
 
 
 @dataclass(frozen=True)
@@ -31,38 +38,59 @@ class Combiner:
     weights: tuple[float, ...]
     intercept: float
     threshold: float  # on the fused probability
-    rules: Mapping[str, float] = field(default_factory=dict)  # feature -> hard threshold on its own score
-    tasks: Mapping[str, str] = field(default_factory=dict)  # feature -> "person" | "face"
+    rules: Mapping[str, float] = field(default_factory=dict)  # pass -> hard threshold on its own best score
+    tasks: Mapping[str, str] = field(default_factory=dict)  # pass -> "person" | "face"
     cv: Mapping[str, object] = field(default_factory=dict)  # cross-validated figures of the fit (for reports)
 
-    def probability(self, scores: Mapping[str, float]) -> float:
-        z = self.intercept + sum(
-            w * float(logit(scores.get(f, 0.0))) for f, w in zip(self.features, self.weights, strict=True)
-        )
-        return 1.0 / (1.0 + math.exp(-z))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "features", tuple(canonical_feature(f) for f in self.features))
+        if len(self.features) != len(self.weights):
+            raise ValueError(f"combiner: {len(self.features)} features but {len(self.weights)} weights")
+
+    @cached_property
+    def passes(self) -> tuple[str, ...]:
+        """Every pass (model@view) the combiner reads, rules included, in first-use order."""
+        seen: dict[str, None] = {}
+        for name in self.features:
+            seen.update(dict.fromkeys(check_feature(name)))
+        seen.update(dict.fromkeys(self.rules))
+        return tuple(seen)
+
+    @cached_property
+    def _baseline(self) -> np.ndarray:
+        # Contributions are measured against an image where no detector found anything.
+        return self.values(PassBoxes({}, 1, 1))
+
+    def values(self, image: PassBoxes) -> np.ndarray:
+        return np.array([feature_value(name, image) for name in self.features], np.float64)
+
+    def probability(self, image: PassBoxes | Mapping[str, float]) -> float:
+        image = as_image(image)
+        z = self.intercept + float(self.values(image) @ np.asarray(self.weights))
+        return 1.0 / (1.0 + math.exp(-min(max(z, -700.0), 700.0)))
 
     def probabilities(self, matrix: np.ndarray) -> np.ndarray:
-        """Vectorised: ``matrix`` holds one row per image, one column per feature (in ``features`` order)."""
-        z = self.intercept + logit(matrix) @ np.asarray(self.weights)
-        return 1.0 / (1.0 + np.exp(-z))
+        """Vectorised: ``matrix`` holds one row per image, one column of feature values per feature."""
+        z = self.intercept + np.asarray(matrix, np.float64) @ np.asarray(self.weights)
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -700.0, 700.0)))
 
-    def decide(self, scores: Mapping[str, float], threshold: float | None = None) -> tuple[bool, float, str]:
-        """(flagged, fused probability, feature that fired). Missing features count as score 0."""
+    def decide(self, image: PassBoxes | Mapping[str, float], threshold: float | None = None) -> tuple[bool, float, str]:
+        """(flagged, fused probability, pass that fired). A pass without boxes counts as score 0; a plain
+        ``{pass: best score}`` mapping is enough for combiners that read only best scores."""
+        image = as_image(image)
         threshold = self.threshold if threshold is None else threshold
-        probability = self.probability(scores)
-        fired_rules = [(scores.get(f, 0.0) / t, f) for f, t in self.rules.items() if scores.get(f, 0.0) >= t]
+        probability = self.probability(image)
+        fired_rules = [(best(image, p) / t, p) for p, t in self.rules.items() if best(image, p) >= t]
         if fired_rules:
             return True, probability, max(fired_rules)[1]
         if probability >= threshold:
-            return True, probability, self.top_contributor(scores)
+            return True, probability, self.top_contributor(image)
         return False, probability, ""
 
-    def top_contributor(self, scores: Mapping[str, float]) -> str:
-        base = float(logit(BASELINE_SCORE))
-        contributions = [
-            (w * (float(logit(scores.get(f, 0.0))) - base), f) for f, w in zip(self.features, self.weights, strict=True)
-        ]
-        return max(contributions)[1]
+    def top_contributor(self, image: PassBoxes | Mapping[str, float]) -> str:
+        """The pass behind the feature that raised the fused score most (its first pass for two-pass features)."""
+        contributions = (self.values(as_image(image)) - self._baseline) * np.asarray(self.weights)
+        return check_feature(self.features[int(np.argmax(contributions))])[0]
 
     def task_of(self, feature: str) -> str:
         return self.tasks.get(feature, "person")
@@ -80,19 +108,26 @@ class Combiner:
 
     @classmethod
     def from_dict(cls, data: Mapping) -> Combiner:
-        features = tuple(data["features"])
-        weights = tuple(float(w) for w in data["weights"])
-        if len(features) != len(weights):
-            raise ValueError(f"combiner: {len(features)} features but {len(weights)} weights")
         return cls(
-            features=features,
-            weights=weights,
+            features=tuple(data["features"]),
+            weights=tuple(float(w) for w in data["weights"]),
             intercept=float(data["intercept"]),
             threshold=float(data["threshold"]),
             rules={k: float(v) for k, v in data.get("rules", {}).items()},
             tasks=dict(data.get("tasks", {})),
             cv=dict(data.get("cv", {})),
         )
+
+
+def as_image(image: PassBoxes | Mapping[str, float]) -> PassBoxes:
+    if isinstance(image, PassBoxes):
+        return image
+    return PassBoxes.from_scores(image)
+
+
+def best(image: PassBoxes, feature: str) -> float:
+    boxes = image.of(feature)
+    return boxes[0][0] if boxes else 0.0
 
 
 def shipped_combiners() -> dict[str, Combiner]:

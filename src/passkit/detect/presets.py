@@ -20,9 +20,9 @@ class Preset:
         """The fitted combiner of this preset (``strong`` reuses ``default``'s and adds its own OR-rules)."""
         fitted = shipped_combiners()
         base = fitted.get(self.name) or fitted["default"]
-        missing = [f for f in (*base.features, *base.rules) if f not in {p.feature for p in self.passes}]
+        missing = [f for f in base.passes if f not in {p.feature for p in self.passes}]
         if missing:
-            raise ValueError(f"preset {self.name}: combiner needs features {missing} that the preset does not run")
+            raise ValueError(f"preset {self.name}: combiner reads passes {missing} that the preset does not run")
         rules = {**base.rules, **self.extra_rules}
         return Combiner(
             base.features, base.weights, base.intercept, base.threshold, rules, {**base.tasks, **self._tasks()}, base.cv

@@ -18,7 +18,10 @@ class UltraFace(Detector):
     def prepare(self, image: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
         width, height = self.entry.input_size
         rgb = resize(image, width, height)[:, :, ::-1]
-        return (to_chw(rgb) - np.float32(127.0)) / np.float32(128.0), (image.shape[1], image.shape[0])
+        tensor = to_chw(rgb)
+        tensor -= np.float32(127.0)
+        tensor *= np.float32(1.0 / 128.0)
+        return tensor, (image.shape[1], image.shape[0])
 
     def decode(self, outputs: list[np.ndarray], size: tuple[int, int]) -> Detections:
         scores = outputs[self.output_names.index("scores")][0][:, 1]

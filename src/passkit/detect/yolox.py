@@ -1,14 +1,15 @@
 """YOLOX (Megvii, Apache-2.0) COCO detector; person = class 0.
 
-Input BGR 0-255 without normalisation, letterboxed at the top-left of a canvas filled with 114. Output rows
-(tx, ty, tw, th, obj, 80 class probabilities) over the grids of strides 8/16/32, row-major.
+Input BGR 0-255 without normalisation, resized bilinearly and letterboxed at the top-left of a canvas filled with
+114. Output rows (tx, ty, tw, th, obj, 80 class probabilities) over the grids of strides 8/16/32, row-major.
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
-from passkit.detect.base import Detections, Detector, candidates, nms, resize, to_chw
+from passkit.detect.base import Detections, Detector, candidates, letterbox_chw, nms, resize
 
 STRIDES = (8, 16, 32)
 
@@ -32,9 +33,8 @@ class YoloX(Detector):
         width, height = self.entry.input_size
         ratio = min(width / image.shape[1], height / image.shape[0])
         new_w, new_h = max(1, round(image.shape[1] * ratio)), max(1, round(image.shape[0] * ratio))
-        canvas = np.full((height, width, 3), 114, np.uint8)
-        canvas[:new_h, :new_w] = resize(image, new_w, new_h)
-        return to_chw(canvas), ratio
+        # Bilinear both ways, as upstream YOLOX's preproc (and ~5x cheaper than area averaging).
+        return letterbox_chw(resize(image, new_w, new_h, shrink=cv2.INTER_LINEAR), width, height, 114.0), ratio
 
     def decode(self, outputs: list[np.ndarray], ratio: float) -> Detections:
         rows = outputs[0][0]

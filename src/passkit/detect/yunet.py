@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from passkit.detect.base import Detections, Detector, candidates, nms, resize, to_chw
+from passkit.detect.base import Detections, Detector, candidates, letterbox_chw, nms, resize
 
 STRIDES = (8, 16, 32)
 
@@ -34,9 +34,7 @@ class YuNet(Detector):
             width, height = self.fixed
         else:
             width, height = -(-new_w // 32) * 32, -(-new_h // 32) * 32
-        canvas = np.zeros((height, width, 3), np.uint8)
-        canvas[:new_h, :new_w] = resize(image, new_w, new_h)
-        return to_chw(canvas), (ratio, width)
+        return letterbox_chw(resize(image, new_w, new_h), width, height, 0.0), (ratio, width)
 
     def decode(self, outputs: list[np.ndarray], transform: tuple[float, int]) -> Detections:
         ratio, width = transform

@@ -20,6 +20,7 @@ from passkit.core.manifest import KEPT, REJECTED
 from passkit.core.sample import Sample
 from passkit.core.stage import StageResult
 from passkit.detect.ensemble import Ensemble, Pass
+from passkit.detect.features import MAX_BOXES, PassBoxes
 from passkit.detect.fusion import Combiner
 from passkit.detect.image import ImageBombError, ImageDecodeError, decode_for_detection
 from passkit.detect.presets import get_preset
@@ -33,10 +34,15 @@ class HumansConfig:
     threshold: float | None = None  # fused-probability threshold; None = the preset's calibrated one
     threads: int = 1  # onnxruntime intra-op threads per process
     device: str = "auto"  # auto (CUDA when onnxruntime offers it) | cpu | cuda
-    boxes_per_pass: int = 5  # boxes kept in the manifest per model and view
+    boxes_per_pass: int = MAX_BOXES  # boxes kept in the manifest per model and view (the combiner reads 5)
 
     def __post_init__(self) -> None:
         get_preset(self.preset)
+        if self.boxes_per_pass < MAX_BOXES:
+            raise ValueError(
+                f"humans boxes_per_pass {self.boxes_per_pass} < {MAX_BOXES}: the combiner reads the top {MAX_BOXES} "
+                "boxes of each pass, and the manifest must keep them so decisions can be re-made"
+            )
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"humans threshold {self.threshold} must lie in [0, 1]")
 
@@ -78,14 +84,17 @@ def humans_stage(batch: list[Sample], cfg: HumansConfig) -> StageResult[list[Sam
             rows.append({**row, "status": REJECTED, "reason": reasons.IMAGE_CORRUPT, "humans_error": str(error)[:300]})
             continue
         output = ensemble(image)
-        flagged, probability, fired = combiner.decide(output.scores, threshold)
+        records = [box.to_dict() for box in output.boxes]
+        # The decision reads the boxes exactly as the manifest stores them, so rethreshold() reproduces it.
+        boxes = PassBoxes.from_records(records, image.width, image.height)
+        flagged, probability, fired = combiner.decide(boxes, threshold)
         row.update({score_column(f): round(s, 5) for f, s in output.scores.items()})
         row.update(
             width=image.width,
             height=image.height,
             humans_score=round(probability, 5),
             humans_by=fired,
-            humans_boxes=json.dumps([box.to_dict() for box in output.boxes], separators=(",", ":")),
+            humans_boxes=json.dumps(records, separators=(",", ":")),
         )
         if flagged:
             row.update(status=REJECTED, reason=reason_for(combiner, fired))
@@ -132,6 +141,18 @@ def _table(rows: list[dict[str, Any]], features: list[str]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema)
 
 
+def row_boxes(row: dict[str, Any]) -> PassBoxes:
+    """The detections of a stored humans row (``humans_boxes``, ``width``, ``height``), as the combiner reads them.
+
+    Rows written before boxes were stored fall back to the per-pass best scores (``humans_max__*``)."""
+    records = json.loads(row.get("humans_boxes") or "[]")
+    if records:
+        return PassBoxes.from_records(records, row.get("width") or 1, row.get("height") or 1)
+    return PassBoxes.from_scores(
+        {name.removeprefix(SCORE_PREFIX): v or 0.0 for name, v in row.items() if name.startswith(SCORE_PREFIX)}
+    )
+
+
 def rethreshold(rows: pa.Table, preset: str = "default", threshold: float | None = None) -> pa.Table:
     """Re-apply the preset's fused decision to stored humans rows at a new threshold, without running models.
 
@@ -144,12 +165,7 @@ def rethreshold(rows: pa.Table, preset: str = "default", threshold: float | None
         if row["reason"] and not row["reason"].startswith("humans:"):
             out.append(row)
             continue
-        scores = {
-            name.removeprefix(SCORE_PREFIX): value or 0.0
-            for name, value in row.items()
-            if name.startswith(SCORE_PREFIX)
-        }
-        flagged, probability, fired = combiner.decide(scores, threshold)
+        flagged, probability, fired = combiner.decide(row_boxes(row), threshold)
         row.update(
             humans_score=round(probability, 5),
             humans_threshold=threshold,

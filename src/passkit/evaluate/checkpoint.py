@@ -133,8 +133,8 @@ def load_backbone(
         if arch is not None and arch != found_arch:
             raise CheckpointError(f"{file} is a {found_arch}, not a {arch}")
         arch = found_arch
-    elif arch is None:
-        raise CheckpointError("give a checkpoint or an architecture")
+    elif arch is None or not random_init:
+        raise CheckpointError("give a checkpoint, or --random-init with an architecture")
     elif arch not in ARCHS:
         raise CheckpointError(f"unknown architecture {arch!r} (one of {', '.join(ARCHS)})")
     size = image_size or _vit_image_size(state) or int(config.get("global_size") or DEFAULT_IMAGE_SIZE)

@@ -31,6 +31,7 @@ from passkit.core.tar import split_member_name
 
 IMAGE_SUFFIXES = tuple(f".{ext}" for ext in IMAGE_EXTENSIONS)
 TORCHVISION_SETS = ("cifar10", "cifar100", "stl10")
+SPLIT_NAMES = ("train", "val", "validation", "test")
 NAMED = (*TORCHVISION_SETS, "imagenet", "places205", "folder", "wds")
 
 
@@ -117,8 +118,9 @@ def image_folder(root: str | Path, name: str | None = None, split: str = "") -> 
                 lines.append(f"{path.relative_to(folder).as_posix()}\t{class_name}\t{path.stat().st_size}")
     if not paths:
         raise DatasetError(f"{folder}: no images in class sub-folders (expected {folder}/<class>/<image>)")
+    split_like = folder.name.lower() in SPLIT_NAMES
     return LabeledDataset(
-        name or folder.name, split or folder.name, str(folder), classes, np.asarray(labels, dtype=np.int64),
+        name or (folder.resolve().parent.name if split_like else folder.name), split or folder.name, str(folder), classes, np.asarray(labels, dtype=np.int64),
         paths, "files", _digest(lines),
     )  # fmt: skip
 

@@ -108,7 +108,12 @@ def table_rows(results: list[dict[str, Any]]) -> list[dict[str, str]]:
     """One display row per result, sorted by dataset, protocol, then value (best first)."""
     ordered = sorted(
         results,
-        key=lambda r: (r["dataset"]["val"]["name"], protocol_label(r["protocol"]), -float(r["value"])),
+        key=lambda r: (
+            r["dataset"]["val"]["name"],
+            r["protocol"].get("name", ""),
+            r["protocol"].get("k", 0),
+            -float(r["value"]),
+        ),
     )
     rows = []
     for result in ordered:

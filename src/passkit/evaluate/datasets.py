@@ -118,9 +118,9 @@ def image_folder(root: str | Path, name: str | None = None, split: str = "") -> 
                 lines.append(f"{path.relative_to(folder).as_posix()}\t{class_name}\t{path.stat().st_size}")
     if not paths:
         raise DatasetError(f"{folder}: no images in class sub-folders (expected {folder}/<class>/<image>)")
-    split_like = folder.name.lower() in SPLIT_NAMES
+    default_name = folder.resolve().parent.name if folder.name.lower() in SPLIT_NAMES else folder.name
     return LabeledDataset(
-        name or (folder.resolve().parent.name if split_like else folder.name), split or folder.name, str(folder), classes, np.asarray(labels, dtype=np.int64),
+        name or default_name, split or folder.name, str(folder), classes, np.asarray(labels, dtype=np.int64),
         paths, "files", _digest(lines),
     )  # fmt: skip
 

@@ -47,7 +47,9 @@ def test_help_lists_every_design_verb():
         assert re.search(rf"\b{verb}\b", plain(result.output)), verb
 
 
-@pytest.mark.parametrize("verb", [*DESIGN_VERBS, "verify", "license", "eval knn", "eval linear", "eval report", "export"])
+@pytest.mark.parametrize(
+    "verb", [*DESIGN_VERBS, "verify", "license", "eval knn", "eval linear", "eval report", "export"]
+)
 def test_every_verb_has_help(verb):
     result = runner.invoke(app, [*verb.split(), "--help"])
     assert result.exit_code == 0, result.output

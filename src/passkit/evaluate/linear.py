@@ -272,9 +272,8 @@ def lbfgs_probe(
     best = max(scores, key=lambda k: (scores[k], -k))
     step = (grid[1] - grid[0]) / 2 if len(grid) > 1 else 0.0
     for _ in range(cfg.refine_steps if step else 0):
-        for candidate in (best - step, best + step):
-            score(candidate)
-        best = max((best - step, best, best + step), key=lambda k: (score(k), -k))
+        candidates = [k for k in (best - step, best, best + step) if lo - 1e-9 <= k <= hi + 1e-9]
+        best = max(candidates, key=lambda k: (score(k), -k))
         step /= 2
     c = float(10.0**best)
     weight, bias = fitter(train_x, train_y, n_classes, c, cfg.max_iter, cfg.tolerance)

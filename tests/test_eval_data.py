@@ -182,3 +182,24 @@ def test_cli_errors_are_clear(folders, tmp_path):
     bad_k = runner.invoke(app, ["eval", "knn", "--random-init", "--arch", "resnet_tiny", "--train", str(train),
                                 "--val", str(val), "--k", "ten"])  # fmt: skip
     assert bad_k.exit_code == 2
+
+
+def test_checkpoints_load_at_their_trained_grid_and_mismatches_are_clear(tmp_path):
+    from passkit.evaluate import CheckpointError, load_backbone
+    from passkit.ssl.backbones import build_backbone
+
+    vit = build_backbone("vit_micro", 16)
+    torch.save({"arch": "vit_micro", "dim": vit.dim, "state_dict": vit.state_dict()}, tmp_path / "vit.pt")
+    _, info = load_backbone(tmp_path / "vit.pt")
+    assert info.image_size == 16 and not info.random_init and len(info.sha256) == 64
+    larger, info = load_backbone(tmp_path / "vit.pt", image_size=24)  # position embeddings interpolated
+    assert info.image_size == 24
+    with torch.no_grad():
+        assert larger(torch.zeros(1, 3, 24, 24)).shape == (1, 128)
+    resnet = build_backbone("resnet18")
+    torch.save({"arch": "resnet50", "dim": 512, "state_dict": resnet.state_dict()}, tmp_path / "wrong.pt")
+    with pytest.raises(CheckpointError, match="do not fit resnet50"):
+        load_backbone(tmp_path / "wrong.pt")
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match="not a readable torch checkpoint"):
+        load_backbone(tmp_path / "junk.pt")

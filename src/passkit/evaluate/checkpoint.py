@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import pickle
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,7 @@ def _run_config(folder: Path) -> dict[str, Any]:
     return json.loads(config.read_text()) if config.exists() else {}
 
 
-def _vit_image_size(state: dict[str, torch.Tensor]) -> int | None:
+def vit_image_size(state: dict[str, torch.Tensor]) -> int | None:
     """Side the ViT's position embeddings were trained at (square grid + class token)."""
     pos, proj = state.get("body.pos_embed"), state.get("body.patch_embed.proj.weight")
     if pos is None or proj is None:
@@ -86,7 +87,7 @@ def read_checkpoint(path: str | Path, encoder: str = "backbone") -> tuple[str, d
     file = _resolve(Path(path))
     try:
         payload = torch.load(file, map_location="cpu", weights_only=False)
-    except (RuntimeError, OSError, EOFError) as error:
+    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as error:
         raise CheckpointError(f"{file}: not a readable torch checkpoint ({error})") from error
     if not isinstance(payload, dict):
         raise CheckpointError(f"{file}: expected a dict, found {type(payload).__name__}")
@@ -137,16 +138,21 @@ def load_backbone(
         raise CheckpointError("give a checkpoint, or --random-init with an architecture")
     elif arch not in ARCHS:
         raise CheckpointError(f"unknown architecture {arch!r} (one of {', '.join(ARCHS)})")
-    size = image_size or _vit_image_size(state) or int(config.get("global_size") or DEFAULT_IMAGE_SIZE)
+    trained_size = vit_image_size(state) or int(config.get("global_size") or DEFAULT_IMAGE_SIZE)
+    size = image_size or trained_size
     if random_init:
         torch.manual_seed(seed)
-    backbone = build_backbone(arch, size)
+    # ViTs are built at their trained grid (the weights' shape) and interpolate to any evaluation size.
+    backbone = build_backbone(arch, trained_size if state else size)
     if random_init:
         sha = hashlib.sha256(f"random-init:{arch}:{size}:{seed}".encode()).hexdigest()
         info = CheckpointInfo(arch, size, sha, str(file) if file else None, True, seed, encoder, config.get("method"))
     else:
         assert file is not None
-        missing, unexpected = backbone.load_state_dict(state, strict=False)
+        try:
+            missing, unexpected = backbone.load_state_dict(state, strict=False)
+        except RuntimeError as error:  # shape mismatches
+            raise CheckpointError(f"{file}: weights do not fit {arch}: {error}") from error
         if missing or unexpected:
             raise CheckpointError(
                 f"{file}: weights do not fit {arch}: missing {missing[:5]}, unexpected {unexpected[:5]}"

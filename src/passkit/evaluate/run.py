@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from passkit.evaluate.checkpoint import CheckpointInfo, load_backbone
+from passkit.evaluate.checkpoint import DEFAULT_IMAGE_SIZE, CheckpointInfo, load_backbone, vit_image_size
 from passkit.evaluate.datasets import LabeledDataset, open_dataset
 from passkit.evaluate.features import EvalTransform, Features, cached_features, default_cache_dir, resolve_device
 from passkit.evaluate.knn import knn_scores
@@ -44,13 +44,15 @@ class FeatureOptions:
 
 
 def module_info(backbone: nn.Module, image_size: int | None) -> CheckpointInfo:
-    """Identity of an in-memory backbone: the sha256 of its state dict's tensors."""
+    """Identity of an in-memory backbone: the sha256 of its state dict's tensors. Image size: as given, else the
+    ViT's position grid, else 224."""
     digest = hashlib.sha256()
     for name, tensor in sorted(backbone.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     arch = str(getattr(backbone, "name", type(backbone).__name__))
-    return CheckpointInfo(arch, image_size or 224, digest.hexdigest(), None)
+    size = image_size or vit_image_size(backbone.state_dict()) or DEFAULT_IMAGE_SIZE
+    return CheckpointInfo(arch, size, digest.hexdigest(), None)
 
 
 def prepare_backbone(

@@ -10,8 +10,9 @@ alternating per repeat (median), so they see the same machine load.
   tolerance and iteration cap; agreement of val predictions and the objective each reaches.
 
     python benchmarks/eval_probes_vs_sklearn.py [--repeats 3] [--device cpu|cuda]
-Decides the L-BFGS backend of ``--protocol lbfgs`` on CPU: scikit-learn's when torch's time is > 1.0x its own at
-equal accuracy (it is, see docs/eval.md); torch's on a GPU, where scikit-learn does not run.
+Informs the L-BFGS backend of ``--protocol lbfgs``: the figures in docs/eval.md show neither solver faster
+everywhere on a CPU (scikit-learn on one thread here, torch with the default threads on trained features), so the
+default is torch, which also runs on a GPU.
 """
 
 from __future__ import annotations

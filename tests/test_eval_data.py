@@ -144,7 +144,7 @@ def test_results_carry_protocol_and_the_cache_is_reused(folders, tmp_path, monke
     assert probe["features_cached"] is True
     assert probe["protocol"]["name"] == "linear-lbfgs" and probe["protocol"]["selected_C"] > 0
     assert probe["protocol"]["coarse_steps"] == 5 and probe["protocol"]["seed"] == 0
-    assert probe["protocol"]["backend"] == "sklearn"  # CPU features, scikit-learn installed (the CLIP solver)
+    assert probe["protocol"]["backend"] == "torch"  # the solver is part of the recorded protocol
     assert 5 < len(probe["sweep"]) <= 5 + 2
     files = sorted(out.glob("*.json"))
     assert len(files) == 2  # the repeated kNN run replaced its own file

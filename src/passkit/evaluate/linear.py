@@ -8,8 +8,8 @@
 - ``lbfgs``: the CLIP-paper protocol — multinomial logistic regression fitted by L-BFGS (up to 1,000 iterations)
   with the L2 strength C chosen on a held-out split: a log-spaced sweep over 1e-6..1e6, then a bisection around the
   best value in log space; the selected C is refitted on the whole training set. The objective is scikit-learn's
-  ``C * sum(log loss) + |W|^2 / 2`` (bias unpenalised), divided by ``C * n``. Solver: scikit-learn's (scipy's
-  L-BFGS-B, as CLIP) for CPU features, torch's L-BFGS on a GPU; each fit is warm-started from the nearest C already
+  ``C * sum(log loss) + |W|^2 / 2`` (bias unpenalised), divided by ``C * n``. Solver: torch's L-BFGS (CPU or
+  GPU; scikit-learn's, as CLIP used, with ``backend="sklearn"``); each fit is warm-started from the nearest C already
   fitted (a strictly convex problem: the same minimiser, found sooner).
 """
 
@@ -61,7 +61,7 @@ class LbfgsProbeConfig:
     tolerance: float = 1e-4  # on the largest gradient entry, as scikit-learn's lbfgs ``tol``
     holdout: float = 0.1
     seed: int = 0
-    backend: str = "auto"  # auto: sklearn for CPU features when installed, else torch | sklearn | torch
+    backend: str = "torch"  # torch (CPU or GPU) | sklearn (scipy's L-BFGS-B, CLIP's) | auto (sklearn on CPU)
 
     def protocol(self) -> dict[str, Any]:
         return {
@@ -226,8 +226,8 @@ def fit_logistic_sklearn(
 
 
 def resolve_backend(backend: str, device: torch.device) -> str:
-    """``auto``: scikit-learn (the CLIP paper's solver; 1.2-2.5x faster than torch's L-BFGS on one CPU thread, see
-    benchmarks/eval_probes_vs_sklearn.py) for features on the CPU when it is installed, else torch (GPU)."""
+    """``auto``: scikit-learn (the CLIP paper's solver) for features on the CPU when it is installed, else torch.
+    Neither is faster everywhere (benchmarks/eval_probes_vs_sklearn.py, docs/eval.md): torch is the default."""
     if backend not in ("auto", "sklearn", "torch"):
         raise ValueError(f"unknown L-BFGS backend {backend!r} (auto | sklearn | torch)")
     if backend != "auto":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -23,13 +23,6 @@ eval_app = typer.Typer(help="Evaluate a pretrained checkpoint (kNN, linear probe
 app.add_typer(eval_app, name="eval")
 console = Console()
 err_console = Console(stderr=True)
-
-NOT_BUILT_EXIT = 2
-
-
-def _not_built(verb: str, issue: int) -> NoReturn:
-    err_console.print(f"[yellow]passkit {verb}[/] is not built yet (tracked in issue {issue}).")
-    raise typer.Exit(NOT_BUILT_EXIT)
 
 
 def _version(value: bool) -> None:
@@ -631,24 +624,173 @@ def pretrain(
     raise typer.Exit(code)
 
 
+def _eval_options(
+    image_size: int | None,
+    crop_ratio: float,
+    batch_size: int,
+    device: str,
+    workers: int,
+    cache_dir: Path | None,
+    no_cache: bool,
+):  # -> FeatureOptions
+    from passkit.evaluate.run import FeatureOptions
+
+    return FeatureOptions(image_size, crop_ratio, batch_size, device, workers, not no_cache, cache_dir)
+
+
+EvalCheckpoint = Annotated[
+    Path | None, typer.Option(help="Run folder, backbone.pt or checkpoint.pt of `passkit pretrain`.")
+]
+EvalTrain = Annotated[
+    str,
+    typer.Option(
+        help="Labeled training set: class folders, .tar shards with .cls, or cifar10:ROOT, "
+        "cifar100:ROOT, stl10:ROOT, imagenet:ROOT, places205:ROOT."
+    ),
+]
+EvalVal = Annotated[str, typer.Option(help="Labeled validation set (same forms as --train).")]
+EvalOut = Annotated[Path | None, typer.Option(help="Folder for the result JSON files.")]
+EvalRandom = Annotated[
+    bool,
+    typer.Option("--random-init", help="Evaluate an untrained backbone of the checkpoint's (or --arch) architecture."),
+]
+EvalArch = Annotated[str | None, typer.Option(help="Architecture for --random-init without a checkpoint.")]
+EvalSeed = Annotated[int, typer.Option(help="Seed (random init, held-out split, probe initialisation).")]
+EvalEncoder = Annotated[
+    str, typer.Option(help="Encoder of a training checkpoint.pt: backbone | teacher (DINO) | key (MoCo).")
+]
+EvalImageSize = Annotated[int | None, typer.Option(help="Crop size (default: the checkpoint's training size).")]
+EvalCropRatio = Annotated[float, typer.Option(help="Crop / resize ratio (0.875: resize 256, crop 224).")]
+EvalBatch = Annotated[int, typer.Option(help="Images per feature batch.")]
+EvalDevice = Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N.")]
+EvalWorkers = Annotated[int, typer.Option(help="Image decoding worker processes.")]
+EvalCache = Annotated[Path | None, typer.Option(help="Feature cache folder (default ~/.cache/passkit/features).")]
+EvalNoCache = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the feature cache.")]
+
+
+def _eval_module():
+    try:
+        from passkit.evaluate import cli as eval_cli
+    except ImportError as error:
+        err_console.print(f"[red]passkit eval needs the train extra[/] (pip install 'passkit[train]'): {error}")
+        raise typer.Exit(1) from error
+    return eval_cli
+
+
 @eval_app.command()
 def knn(
-    checkpoint: Annotated[Path, typer.Option(help="Checkpoint to evaluate.")],
-    train: Annotated[Path, typer.Option(help="Labeled training images.")],
-    val: Annotated[Path, typer.Option(help="Labeled validation images.")],
+    train: EvalTrain,
+    val: EvalVal,
+    checkpoint: EvalCheckpoint = None,
+    k: Annotated[str, typer.Option(help="Comma-separated numbers of neighbours.")] = "10,20,100,200",
+    temperature: Annotated[float, typer.Option(help="Vote weight exp(cosine / T).")] = 0.07,
+    out: EvalOut = None,
+    random_init: EvalRandom = False,
+    arch: EvalArch = None,
+    seed: EvalSeed = 0,
+    encoder: EvalEncoder = "backbone",
+    image_size: EvalImageSize = None,
+    crop_ratio: EvalCropRatio = 0.875,
+    batch_size: EvalBatch = 256,
+    device: EvalDevice = "auto",
+    workers: EvalWorkers = 0,
+    cache_dir: EvalCache = None,
+    no_cache: EvalNoCache = False,
 ) -> None:
-    """Weighted kNN evaluation of frozen features."""
-    _not_built("eval knn", 10)
+    """Weighted kNN of frozen features, as DINO (cosine, exp(sim/T) votes), top-1/top-5 for each k."""
+    eval_cli = _eval_module()
+    try:
+        ks = [int(value) for value in eval_cli.parse_floats(k, "--k")]
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--k") from error
+    options = _eval_options(image_size, crop_ratio, batch_size, device, workers, cache_dir, no_cache)
+    code = eval_cli.run_eval(
+        "knn", checkpoint, train, val, options, out, console, err_console, ks=ks, temperature=temperature,
+        random_init=random_init, arch=arch, seed=seed, encoder=encoder,
+    )  # fmt: skip
+    raise typer.Exit(code)
+
+
+class LinearProtocol(StrEnum):
+    moco = "moco"
+    lbfgs = "lbfgs"
 
 
 @eval_app.command()
 def linear(
-    checkpoint: Annotated[Path, typer.Option(help="Checkpoint to evaluate.")],
-    train: Annotated[Path, typer.Option(help="Labeled training images.")],
-    val: Annotated[Path, typer.Option(help="Labeled validation images.")],
+    train: EvalTrain,
+    val: EvalVal,
+    checkpoint: EvalCheckpoint = None,
+    protocol: Annotated[
+        LinearProtocol, typer.Option(help="moco: SGD 100 ep, lr sweep, step decay; lbfgs: CLIP's C sweep.")
+    ] = LinearProtocol.lbfgs,
+    lr: Annotated[str | None, typer.Option(help="moco: comma-separated learning rates to sweep.")] = None,
+    epochs: Annotated[int, typer.Option(help="moco: epochs (lr / 10 at 60 % and 80 %).")] = 100,
+    holdout: Annotated[float, typer.Option(help="Fraction of train held out to pick lr / C.")] = 0.1,
+    out: EvalOut = None,
+    random_init: EvalRandom = False,
+    arch: EvalArch = None,
+    seed: EvalSeed = 0,
+    encoder: EvalEncoder = "backbone",
+    image_size: EvalImageSize = None,
+    crop_ratio: EvalCropRatio = 0.875,
+    batch_size: EvalBatch = 256,
+    device: EvalDevice = "auto",
+    workers: EvalWorkers = 0,
+    cache_dir: EvalCache = None,
+    no_cache: EvalNoCache = False,
 ) -> None:
-    """Linear probe on frozen features."""
-    _not_built("eval linear", 10)
+    """Linear probe on frozen features: the MoCo SGD protocol or the CLIP L-BFGS protocol (not comparable)."""
+    from passkit.evaluate.linear import LbfgsProbeConfig, MocoProbeConfig
+
+    eval_cli = _eval_module()
+    try:
+        moco = MocoProbeConfig(
+            epochs=epochs,
+            milestones=(round(epochs * 0.6), round(epochs * 0.8)),
+            holdout=holdout,
+            seed=seed,
+            **({"lrs": eval_cli.parse_floats(lr, "--lr")} if lr else {}),
+        )
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--lr") from error
+    options = _eval_options(image_size, crop_ratio, batch_size, device, workers, cache_dir, no_cache)
+    code = eval_cli.run_eval(
+        "linear", checkpoint, train, val, options, out, console, err_console, protocol=protocol.value, moco=moco,
+        lbfgs=LbfgsProbeConfig(holdout=holdout, seed=seed), random_init=random_init, arch=arch, seed=seed,
+        encoder=encoder,
+    )  # fmt: skip
+    raise typer.Exit(code)
+
+
+@eval_app.command()
+def report(
+    directory: Annotated[Path, typer.Argument(help="Folder of result JSON files (searched recursively).")],
+) -> None:
+    """Table of every evaluation result in a folder, with its protocol."""
+    raise typer.Exit(_eval_module().run_report(directory, console, err_console))
+
+
+class ExportFormat(StrEnum):
+    torchvision = "torchvision"
+    timm = "timm"
+
+
+@app.command()
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="Run folder, backbone.pt or checkpoint.pt.")],
+    format_: Annotated[
+        ExportFormat, typer.Option("--format", help="torchvision (resnet18/50) | timm (vit_small_patch16_224).")
+    ],
+    out: Annotated[Path, typer.Option(help="Weights file to write (.pth).")],
+    num_classes: Annotated[
+        int, typer.Option(help="Size of the zero classifier head the model constructor expects; 0: none.")
+    ] = 1000,
+    encoder: EvalEncoder = "backbone",
+) -> None:
+    """Export backbone weights that torchvision / timm models load with strict=True."""
+    code = _eval_module().run_export(checkpoint, format_.value, out, num_classes, encoder, console, err_console)
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -871,7 +871,7 @@ def demo(
     pretrain: Annotated[
         str, typer.Option(help="Comma-separated pretraining presets, or 'none'.")
     ] = "tiny-dino,tiny-mocov2",
-    steps: Annotated[int, typer.Option(help="Pretraining steps per model.")] = 40,
+    steps: Annotated[int, typer.Option(help="Pretraining steps per model.")] = 200,
     threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
 ) -> None:
     """The whole PASS system offline on real photos: select, download, filter, release, pretrain, kNN."""

@@ -55,7 +55,7 @@ class DemoConfig:
     pool_dir: Path | None = None  # None: the photos shipped inside scikit-image, scikit-learn and matplotlib
     humans_preset: str = "default"
     presets: tuple[str, ...] = PRESETS
-    pretrain_steps: int = 40  # optimiser steps per model
+    pretrain_steps: int = 200  # optimiser steps per model
     threads: int = 2
     shard_size: int = 8  # candidates per download shard (several shards, so the shard machinery shows)
     takedown: bool = True

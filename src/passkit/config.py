@@ -200,6 +200,20 @@ def _at_least(low: float) -> Callable[[Any], bool]:
     return lambda value: value >= low
 
 
+def _onnx_runtime_keys(cls: type) -> tuple[Key, Key]:
+    """``threads`` and ``device`` of a detector stage's config (humans, pii, nsfw)."""
+    return (
+        _key("threads", cls, "onnxruntime threads per worker", expect="an integer >= 1", check=_at_least(1)),
+        _key(
+            "device",
+            cls,
+            "auto | cpu | cuda",
+            expect="one of auto, cpu, cuda",
+            check=lambda value: value in ("auto", "cpu", "cuda"),
+        ),
+    )
+
+
 SCHEMA: tuple[Section, ...] = (
     Section(
         "",
@@ -320,16 +334,7 @@ SCHEMA: tuple[Section, ...] = (
                 check=_between(0.0, 1.0),
                 example=0.5,
             ),
-            _key(
-                "threads", HumansConfig, "onnxruntime threads per worker", expect="an integer >= 1", check=_at_least(1)
-            ),
-            _key(
-                "device",
-                HumansConfig,
-                "auto | cpu | cuda",
-                expect="one of auto, cpu, cuda",
-                check=lambda value: value in ("auto", "cpu", "cuda"),
-            ),
+            *_onnx_runtime_keys(HumansConfig),
             _key("boxes_per_pass", HumansConfig, "boxes kept in the manifest per model and view"),
             _key(
                 "models",
@@ -389,14 +394,7 @@ SCHEMA: tuple[Section, ...] = (
                 expect="a number in [0, 1]",
                 check=_between(0.0, 1.0),
             ),
-            _key("threads", PiiConfig, "onnxruntime threads per worker", expect="an integer >= 1", check=_at_least(1)),
-            _key(
-                "device",
-                PiiConfig,
-                "auto | cpu | cuda",
-                expect="one of auto, cpu, cuda",
-                check=lambda value: value in ("auto", "cpu", "cuda"),
-            ),
+            *_onnx_runtime_keys(PiiConfig),
         ),
     ),
     Section(
@@ -411,14 +409,7 @@ SCHEMA: tuple[Section, ...] = (
                 expect="a number in [0, 1]",
                 check=_between(0.0, 1.0),
             ),
-            _key("threads", NsfwConfig, "onnxruntime threads per worker", expect="an integer >= 1", check=_at_least(1)),
-            _key(
-                "device",
-                NsfwConfig,
-                "auto | cpu | cuda",
-                expect="one of auto, cpu, cuda",
-                check=lambda value: value in ("auto", "cpu", "cuda"),
-            ),
+            *_onnx_runtime_keys(NsfwConfig),
         ),
     ),
     Section(

@@ -24,34 +24,7 @@ from urllib.parse import quote_plus
 from passkit.core.atomic import atomic_path
 from passkit.core.licenses import ARR, CC0, NKCR, PDM, UNKNOWN, US_GOV, family_of, license_name, license_url
 from passkit.demo.pool import PoolPhoto
-
-SINGLE_FILE_FIELDS = (
-    "line_number",
-    "photo_id",
-    "photo_hash",
-    "user_nsid",
-    "user_nickname",
-    "date_taken",
-    "date_uploaded",
-    "capture_device",
-    "title",
-    "description",
-    "user_tags",
-    "machine_tags",
-    "longitude",
-    "latitude",
-    "accuracy",
-    "page_url",
-    "download_url",
-    "license_name",
-    "license_url",
-    "server_id",
-    "farm_id",
-    "secret",
-    "secret_original",
-    "extension",
-    "marker",
-)
+from passkit.sources.yfcc import SINGLE_FILE
 
 # Flickr's names of its CC 2.0 licenses, as YFCC100M spells them.
 _FLICKR_CC_NAMES = {
@@ -145,7 +118,7 @@ def yfcc_line(number: int, photo: PoolPhoto, download_url: str, secret: str) -> 
     for field, value in fields.items():
         if "\t" in value or "\n" in value:
             raise ValueError(f"{photo.name}: field {field} would break the TSV line: {value!r}")
-    return "\t".join(fields[name] for name in SINGLE_FILE_FIELDS)
+    return "\t".join(fields[name] for name in SINGLE_FILE.columns)
 
 
 def write_yfcc_tsv(pool: list[PoolPhoto], path: str | os.PathLike[str], base_url: str) -> list[ServedPhoto]:

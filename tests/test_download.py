@@ -20,7 +20,7 @@ from download_helpers import image_bytes, serving, write_candidates
 from passkit.core.manifest import read_manifest
 from passkit.core.shards import list_shards, verify_shard
 from passkit.core.tar import read_shard
-from passkit.download import DownloadConfig, DownloadError, download, final_rows
+from passkit.download import DownloadConfig, DownloadError, download, final_rows, first_pass_complete
 
 FAST = DownloadConfig(
     concurrency=8,
@@ -165,7 +165,9 @@ def test_resume_skips_finished_shards_and_refuses_another_plan(tmp_path: Path) -
     with serving() as server:
         urls = {f"img-{i}": f"{server.base}/img/{i}.jpg" for i in range(9)}
         candidates = write_candidates(tmp_path / "c.parquet", urls)
+        assert not first_pass_complete(tmp_path / "out")
         first = download(candidates, tmp_path / "out", FAST, shard_size=4)
+        assert first_pass_complete(tmp_path / "out")
         before = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir() if p.is_file()}
         hits = sum(server.hits.values())
         second = download(candidates, tmp_path / "out", FAST)  # shard size comes from the folder's plan

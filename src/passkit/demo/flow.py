@@ -179,13 +179,9 @@ class Metadata:
 
 
 def _download_complete(out: Path) -> bool:
-    plan_path = out / "download" / ".passkit-download" / "plan.json"
-    candidates = out / "candidates.parquet"
-    if not plan_path.is_file() or not candidates.is_file():
-        return False
-    plan = json.loads(plan_path.read_text())
-    done = {shard.index for shard in list_shards(out / "download")}
-    return all(index in done for index in range(plan["first_pass_shards"]))
+    from passkit.download import first_pass_complete
+
+    return (out / "candidates.parquet").is_file() and first_pass_complete(out / "download")
 
 
 def _reset_downstream(out: Path) -> None:

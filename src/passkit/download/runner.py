@@ -119,9 +119,8 @@ def locked(out: Path) -> Iterator[None]:
 
 def load_plan(out: Path, table: pa.Table, shard_size: int | None) -> Plan:
     """The folder's plan, created on the first run; a rerun must bring the same candidates and shard size."""
-    path = out / STATE_DIR / "plan.json"
-    if path.exists():
-        plan = Plan(**json.loads(path.read_text()))
+    plan = saved_plan(out)
+    if plan is not None:
         if plan.candidates_fingerprint != fingerprint(table):
             raise DownloadError(f"{out} was started from other candidates; use another --out or the same file")
         if shard_size is not None and shard_size != plan.shard_size:
@@ -131,6 +130,21 @@ def load_plan(out: Path, table: pa.Table, shard_size: int | None) -> Plan:
     plan = Plan(table.num_rows, fingerprint(table), size, -(-table.num_rows // size))
     save_plan(out, plan)
     return plan
+
+
+def saved_plan(out: Path) -> Plan | None:
+    """The plan a download into ``out`` started with, or None before the first run."""
+    path = out / STATE_DIR / "plan.json"
+    return Plan(**json.loads(path.read_text())) if path.exists() else None
+
+
+def first_pass_complete(out: str | os.PathLike[str]) -> bool:
+    """Every shard of the first pass has its manifest (retry rounds aside): nothing is left to fetch."""
+    plan = saved_plan(Path(out))
+    if plan is None:
+        return False
+    done = {shard.index for shard in list_shards(Path(out))}
+    return all(index in done for index in range(plan.first_pass_shards))
 
 
 def save_plan(out: Path, plan: Plan) -> None:

@@ -118,5 +118,15 @@ def is_vit(arch: str) -> bool:
     return arch.startswith("vit")
 
 
+def memory_format_for(arch: str) -> torch.memory_format:
+    """The layout the trainer keeps a backbone and its input in: NHWC (channels_last) for ResNets, on every device.
+
+    On GPUs NHWC feeds the tensor cores; on CPUs oneDNN's NHWC kernels are far faster than the NCHW ones for the
+    same maths (one thread, a 32 x 64 x 32 x 32 batch: max-pool 18 ms -> 1.1 ms, batch norm 5.5 -> 0.9 ms, the
+    7x7 stem convolution 16 -> 6.6 ms). ViTs gain nothing from it.
+    """
+    return torch.preserve_format if is_vit(arch) else torch.channels_last
+
+
 def parameter_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())

@@ -108,16 +108,33 @@ def test_moco_forward_enqueues_keys_and_momentum_update():
     moco = MoCoV2(_tiny_backbone, dim=8, queue_size=16, momentum=0.5)
     moco.schedules = moco.method_schedules(1, 10)
     views = [torch.randn(4, 3, 16, 16), torch.randn(4, 3, 16, 16)]
+    queue_before = moco.queue.clone()
     loss, _ = moco(views, 0)
-    assert loss.item() > 0 and int(moco.queue_ptr) == 4
-    torch.testing.assert_close(moco.queue[:4].norm(dim=1), torch.ones(4))
+    # The loss's graph reads the queue in place: the keys wait until backward is done and the step completes.
+    assert loss.item() > 0 and int(moco.queue_ptr) == 0 and torch.equal(moco.queue, queue_before)
+    loss.backward()
     query_param = next(moco.backbone.parameters())
     key_param = next(moco.key_backbone.parameters())
     with torch.no_grad():
         query_param.add_(1.0)
     before = key_param.clone()
     moco.after_step(0)
+    assert int(moco.queue_ptr) == 4
+    torch.testing.assert_close(moco.queue[:4].norm(dim=1), torch.ones(4))
+    torch.testing.assert_close(moco.queue[4:], queue_before[4:])
     torch.testing.assert_close(key_param, 0.5 * before + 0.5 * query_param)
+
+
+def test_moco_pending_keys_reach_state_dict_and_no_grad_forward_enqueues_at_once():
+    torch.manual_seed(0)
+    moco = MoCoV2(_tiny_backbone, dim=8, queue_size=16)
+    views = [torch.randn(4, 3, 16, 16), torch.randn(4, 3, 16, 16)]
+    moco(views, 0)[0].backward()
+    state = moco.state_dict()  # a checkpoint taken before after_step still holds this step's keys
+    assert int(state["queue_ptr"]) == 4
+    with torch.no_grad():
+        moco(views, 1)
+    assert int(moco.queue_ptr) == 8
 
 
 def test_swav_queue_fills_then_joins_the_assignment():

@@ -1,6 +1,10 @@
 """passkit's optimised MoCo-v2 step (NHWC layout, in-place queue read, deferred enqueue, fused lerp EMA, the
 trainer's optimiser) against a straightforward MoCo-v2 written out here: same losses, gradients, queue and key
-encoder, step after step."""
+encoder, step after step.
+
+Both run in float64: at this test's size (batch 8, BatchNorm over 8 values in the last stage) float32 rounding
+differences between NCHW and NHWC kernels grow chaotically over a few SGD steps (4 % apart after 4 steps on one
+thread), which would hide what the test is about -- the step's maths."""
 
 from __future__ import annotations
 
@@ -17,16 +21,15 @@ BATCH, SIZE, DIM, QUEUE = 8, 16, 16, 24  # the queue wraps around on the fourth 
 LR, WD, SGD_MOMENTUM, EMA, TEMPERATURE = 0.05, 1e-4, 0.9, 0.9, 0.2
 
 
-def assert_float_close(actual: torch.Tensor, expected: torch.Tensor, what: str, tolerance: float) -> None:
-    """Equal up to float32 summation order, relative in norm. On the first step NHWC and NCHW kernels both land
-    ~1e-5 from a float64 run; over steps the two trajectories drift apart to ~2e-4 (measured). A wrong gradient,
-    a missed or early enqueue, or a wrong momentum is off by O(1)."""
+def assert_float_close(actual: torch.Tensor, expected: torch.Tensor, what: str) -> None:
+    """Equal up to float64 rounding, relative in norm; a wrong gradient, a missed or early enqueue or a wrong
+    momentum is off by O(1e-3) or more."""
     assert actual.shape == expected.shape, what
     if not expected.is_floating_point():
         assert torch.equal(actual, expected), what
         return
-    error = (actual.double() - expected.double()).norm().item()
-    assert error <= tolerance * expected.double().norm().item() + 1e-7, f"{what}: off by {error:.3g}"
+    error = (actual - expected).norm().item()
+    assert error <= 1e-9 * expected.norm().item() + 1e-12, f"{what}: off by {error:.3g}"
 
 
 class ReferenceMoCo:
@@ -67,6 +70,7 @@ def test_optimised_moco_step_equals_reference_step():
     torch.manual_seed(0)
     arch = "resnet_tiny"
     moco = MoCoV2(lambda: build_backbone(arch, SIZE), dim=DIM, queue_size=QUEUE, momentum=EMA, temperature=TEMPERATURE)
+    moco = moco.double()
     reference = ReferenceMoCo(
         torch.nn.Sequential(copy.deepcopy(moco.backbone), copy.deepcopy(moco.head)),
         torch.nn.Sequential(copy.deepcopy(moco.key_backbone), copy.deepcopy(moco.key_head)),
@@ -83,7 +87,9 @@ def test_optimised_moco_step_equals_reference_step():
 
     generator = torch.Generator().manual_seed(1)
     for step in range(5):
-        images_q, images_k = (torch.randn(BATCH, 3, SIZE, SIZE, generator=generator) for _ in range(2))
+        images_q, images_k = (
+            torch.randn(BATCH, 3, SIZE, SIZE, generator=generator, dtype=torch.float64) for _ in range(2)
+        )
         expected_loss, expected_grads = reference.step(images_q, images_k)
 
         views = [v.to(memory_format=memory_format) for v in (images_q, images_k)]
@@ -94,15 +100,14 @@ def test_optimised_moco_step_equals_reference_step():
         optimizer.zero_grad(set_to_none=True)
         moco.after_step(step)
 
-        tolerance = 1e-4 if step == 0 else 1e-3
-        torch.testing.assert_close(loss.detach(), expected_loss, rtol=1e-5, atol=1e-6)
+        assert_float_close(loss.detach(), expected_loss, f"step {step} loss")
         assert len(grads) == len(expected_grads)
         for index, (grad, expected) in enumerate(zip(grads, expected_grads, strict=True)):
-            assert_float_close(grad, expected, f"step {step} gradient {index}", tolerance)
-        assert_float_close(moco.queue, reference.queue, f"step {step} queue", tolerance)
+            assert_float_close(grad, expected, f"step {step} gradient {index}")
+        assert_float_close(moco.queue, reference.queue, f"step {step} queue")
         assert int(moco.queue_ptr) == reference.ptr
     key_state = {**moco.key_backbone.state_dict(), **moco.key_head.state_dict()}
     reference_state = reference.key.state_dict()
     assert len(key_state) == len(reference_state)
     for (name, value), expected in zip(key_state.items(), reference_state.values(), strict=True):
-        assert_float_close(value, expected, f"key encoder {name}", 1e-3)
+        assert_float_close(value, expected, f"key encoder {name}")

@@ -106,7 +106,8 @@ class MoCoV2(SSLMethod):
         else:
             query = self._encode(query_images)
         keys = self._shuffled_keys(key_images)
-        loss = info_nce(query.float(), keys.float(), self.queue, self.temperature)
+        dtype = self.queue.dtype  # float32 (autocast leaves buffers alone): the loss in full precision under AMP
+        loss = info_nce(query.to(dtype), keys.to(dtype), self.queue, self.temperature)
         self._pending.append(all_gather_cat(keys))
         if not loss.requires_grad:  # no graph holds the queue: write now
             self.flush_queue()

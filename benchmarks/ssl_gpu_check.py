@@ -46,7 +46,7 @@ os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # before CUDA start
 import numpy as np
 import torch
 
-from passkit.ssl.backbones import is_vit
+from passkit.ssl.backbones import memory_format_for
 from passkit.ssl.config import TrainConfig
 from passkit.ssl.train import DIST_BACKEND_ENV, build_method, train
 
@@ -224,15 +224,13 @@ def step_images_per_s(cfg: TrainConfig, device: torch.device, steps: int) -> flo
     cfg = cfg.resolved()
     torch.manual_seed(0)
     method = build_method(cfg).to(device)
-    channels_last = device.type == "cuda" and not is_vit(cfg.arch)  # as the trainer does
-    if channels_last:
-        method = method.to(memory_format=torch.channels_last)
+    memory_format = memory_format_for(cfg.arch)  # as the trainer does
+    method = method.to(memory_format=memory_format)
     method.iters_per_epoch = 1000
     method.schedules = make_schedules(cfg, method, 1000, cfg.batch_size)
     optimizer = build_optimizer(cfg.optimizer, method.param_groups(cfg.weight_decay), 1e-4)  # type: ignore[arg-type]
     sizes = [cfg.global_size] * 2 + [cfg.local_size] * (cfg.n_local or 0)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    views = [torch.randn(cfg.batch_size, 3, s, s, device=device).to(memory_format=fmt) for s in sizes]
+    views = [torch.randn(cfg.batch_size, 3, s, s, device=device).to(memory_format=memory_format) for s in sizes]
     amp = device.type == "cuda"
 
     def step(i: int) -> None:

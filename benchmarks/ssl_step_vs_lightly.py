@@ -2,20 +2,27 @@
 
 Same network on both sides: passkit's ``resnet_tiny`` (torchvision ResNet-18 cut after stage 3, 2.8 M parameters,
 256-d), 64 px global crops (32 px local crops: 2+6 for SwAV, 2+8 for DINO), batch 32, one CPU thread, the same
-head sizes, queue and optimiser type per method. lightly's side is assembled as its examples do (its heads, losses
-and momentum helpers; SwAV and DINO forward crop by crop as in those examples). A step is forward + backward +
-optimiser step + momentum update on fixed tensors, so data loading is not in it. Each side runs in its own
-process (lightly in its own venv under /tmp, created here with plain pip) as a step server; the two servers step
-in turn, one step each (order flipped every round), so both see the same machine load step by step; each repeat
-starts fresh servers in alternating order (the first-started process measured 6-13 % slower whichever code
-it ran), both pinned to the same core; the figure is the median step time, with the ratio of each repeat's
-medians beside it to show the spread. Then the same comparison inside one process (lightly's interpreter with
-passkit from src, the two steps alternating), which removes per-process effects altogether.
+head sizes, queue (4,096, as lightly's MoCo example) and optimiser type per method. passkit's side is its trainer's
+step: the trainer's memory format (NHWC for ResNets; the input is converted inside the timed step, as the trainer
+does) and ``build_optimizer``. lightly's side is assembled as its examples do (its heads, losses and momentum
+helpers; SwAV and DINO forward crop by crop as in those examples). A step is forward + backward + optimiser step +
+momentum update on fixed tensors, so data loading is not in it.
+
+Two modes, each ``--repeats`` times (even by default, so each order comes first equally often):
+- per process: each side in its own interpreter (lightly in its own venv under /tmp, created here with plain pip)
+  as a step server; the two servers step in turn, one step each, order flipped every round, both pinned to the
+  same core; each repeat starts fresh servers in alternating order (the first-started process measured 6-13 %
+  slower whichever code it ran);
+- same process: lightly's interpreter with passkit from src, the two steps alternating; each repeat is a fresh
+  process, the two models built in alternating order.
+Each round's two steps ran back to back under the same load, so the verdict is the median of the per-round
+passkit/lightly ratios; the table adds the per-side median s/step, the IQR and min-max of those ratios and each
+repeat's median ratio, and the load average is printed before and after.
 
 The data path: passkit's shard stream (read, decode with draft mode, the recipe's augmentation, collate) with
 one DataLoader worker, in images/s, against the images/s one training process consumes (batch / step time).
 
-    python benchmarks/ssl_step_vs_lightly.py [--steps 8] [--repeats 3] [--skip-lightly]
+    python benchmarks/ssl_step_vs_lightly.py [--steps 8] [--repeats 4] [--methods ...] [--skip-lightly]
 Targets: passkit step time <= 1.0x lightly's for each method; data path >= 1.5x the step's consumption.
 """
 
@@ -29,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,11 +56,13 @@ def _views(method: str, seed: int = 0) -> list:
 
 
 def passkit_step(method: str):
+    """passkit's step as its trainer runs it: the trainer's memory format (its input converted every step, as the
+    trainer's ``.to(device, memory_format=...)`` does) and optimiser."""
     import torch
 
-    from passkit.ssl.backbones import build_backbone
+    from passkit.ssl.backbones import build_backbone, memory_format_for
     from passkit.ssl.methods import DINO, MoCoV2, SwAV
-    from passkit.ssl.optim import LARS, clip_per_parameter
+    from passkit.ssl.optim import build_optimizer, clip_per_parameter
 
     def backbone():
         return build_backbone("resnet_tiny", GLOBAL)
@@ -60,18 +70,21 @@ def passkit_step(method: str):
     torch.manual_seed(0)
     if method == "mocov2":
         model = MoCoV2(backbone, dim=128, queue_size=QUEUE, momentum=0.999, temperature=0.2)
-        optimizer = torch.optim.SGD(model.param_groups(1e-4), lr=0.03, momentum=0.9)
+        optimizer = build_optimizer("sgd", model.param_groups(1e-4), lr=0.03, momentum=0.9)
     elif method == "swav":
         model = SwAV(backbone, n_prototypes=PROTOTYPES, freeze_prototypes_iters=0)
-        optimizer = LARS(model.param_groups(1e-6), lr=0.6)
+        optimizer = build_optimizer("lars", model.param_groups(1e-6), lr=0.6)
     else:
         model = DINO(backbone, out_dim=DINO_OUT, freeze_last_layer_epochs=0)
-        optimizer = torch.optim.AdamW(model.param_groups(0.04), lr=5e-4)
+        optimizer = build_optimizer("adamw", model.param_groups(0.04), lr=5e-4)
+    memory_format = memory_format_for("resnet_tiny")
+    model = model.to(memory_format=memory_format)
     model.schedules = model.method_schedules(1, 1000)
     model.iters_per_epoch = 1000
-    views = _views(method)
+    batch = _views(method)
 
     def step(i: int) -> None:
+        views = [v.to(memory_format=memory_format) for v in batch]
         loss, _ = model(views, i)
         loss.backward()
         if method == "dino":
@@ -215,15 +228,16 @@ def serve(side: str, method: str) -> None:
         print(time.perf_counter() - start, flush=True)
 
 
-def serve_both(method: str, steps: int) -> None:
+def serve_both(method: str, steps: int, lightly_first: bool) -> None:
     """Both sides' models in this one process (lightly's venv, passkit from src), stepping in turn; prints JSON."""
     import torch
 
     torch.set_num_threads(1)
-    steps_of = {"passkit": passkit_step(method), "lightly": lightly_step(method)}
+    sides = ("lightly", "passkit") if lightly_first else ("passkit", "lightly")
+    steps_of = {side: passkit_step(method) if side == "passkit" else lightly_step(method) for side in sides}
     times: dict[str, list[float]] = {"passkit": [], "lightly": []}
     for i in range(2 + steps):
-        for side in ("passkit", "lightly") if i % 2 == 0 else ("lightly", "passkit"):
+        for side in sides if i % 2 == 0 else reversed(sides):
             start = time.perf_counter()
             steps_of[side](i)
             if i >= 2:
@@ -231,9 +245,11 @@ def serve_both(method: str, steps: int) -> None:
     print(json.dumps(times))
 
 
-def same_process_times(python: str, method: str, steps: int) -> dict[str, list[float]]:
+def same_process_times(python: str, method: str, steps: int, lightly_first: bool) -> dict[str, list[float]]:
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     args = [python, __file__, "--serve", "both", "--method", method, "--steps", str(steps)]
+    if lightly_first:
+        args.append("--lightly-first")
     done = subprocess.run(args, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"same-process {method} run failed:\n{done.stderr[-2000:]}")
@@ -302,7 +318,55 @@ def interleaved_step_times(servers: list[StepServer], steps: int, warmup: int = 
     return times
 
 
-def loader_images_per_second(method: str, shard_dir: Path, batches: int) -> float:
+@dataclass
+class Comparison:
+    """passkit vs lightly step times of one method, kept per repeat and paired round by round."""
+
+    ours: list[list[float]] = field(default_factory=list)
+    theirs: list[list[float]] = field(default_factory=list)
+
+    def add(self, ours: list[float], theirs: list[float]) -> None:
+        self.ours.append(ours)
+        self.theirs.append(theirs)
+
+    def paired_ratios(self) -> list[float]:
+        """passkit / lightly of each round: the two steps ran back to back, so they saw the same load."""
+        return [
+            a / b
+            for ours, theirs in zip(self.ours, self.theirs, strict=True)
+            for a, b in zip(ours, theirs, strict=True)
+        ]
+
+    def row(self, method: str) -> str:
+        ours = statistics.median(t for repeat in self.ours for t in repeat)
+        theirs = statistics.median(t for repeat in self.theirs for t in repeat)
+        ratios = self.paired_ratios()
+        ratio = statistics.median(ratios)
+        q1, _, q3 = statistics.quantiles(ratios, n=4)
+        per_repeat = " ".join(
+            f"{statistics.median(a / b for a, b in zip(o, t, strict=True)):.2f}"
+            for o, t in zip(self.ours, self.theirs, strict=True)
+        )
+        verdict = "ok" if ratio <= 1.0 else "MISSED"
+        return (
+            f"{method:8} {ours:10.3f} {theirs:10.3f} {ratio:6.2f}x {q1:5.2f}-{q3:4.2f}  "
+            f"{min(ratios):4.2f}-{max(ratios):4.2f}  {per_repeat:24} {verdict}"
+        )
+
+
+TABLE_HEAD = (
+    f"{'method':8} {'passkit':>10} {'lightly':>10} {'ratio':>7} {'IQR':>10}  {'min-max':>9}  "
+    f"{'per-repeat ratios':24} target <= 1.0x"
+)
+
+
+def data_path_rounds(method: str, shard_dir: Path, rounds: int, batches: int) -> list[tuple[float, float]]:
+    """(loader images/s, step images/s) per round, the two measured one after the other under the same load.
+
+    Each round starts a fresh 1-worker loader, takes its first batch untimed (worker start-up), times the next
+    ``batches`` batches, shuts the worker down, then times ``batches`` of passkit's steps: neither competes with
+    the other, and load shifts between rounds move both sides of each ratio alike.
+    """
     import torch
 
     from passkit.ssl.augment import build_augment
@@ -313,13 +377,26 @@ def loader_images_per_second(method: str, shard_dir: Path, batches: int) -> floa
     stream = ViewStream(
         discover_units(shard_dir), augment, BATCH, workers=1, decode_min_side=augment.cfg.decode_min_side()
     )
-    iterator = iter(make_loader(stream, workers=1))
-    next(iterator)  # worker start-up is not throughput
-    start = time.perf_counter()
-    count = 0
-    for _ in range(batches):
-        count += len(next(iterator)[0])
-    return count / (time.perf_counter() - start)
+    if stream.batches_per_epoch < batches + 1:
+        raise ValueError(f"{stream.batches_per_epoch} batches per epoch, need {batches + 1}")
+    step = passkit_step(method)
+    for i in range(2):  # warm-up
+        step(i)
+    measured = []
+    for round_ in range(rounds):
+        stream.set_position(round_)
+        iterator = iter(make_loader(stream, workers=1))
+        next(iterator)
+        start = time.perf_counter()
+        count = sum(len(next(iterator)[0]) for _ in range(batches))
+        produced = count / (time.perf_counter() - start)
+        del iterator  # the worker exits before the steps are timed
+        start = time.perf_counter()
+        for i in range(batches):
+            step(2 + round_ * batches + i)
+        consumed = BATCH * batches / (time.perf_counter() - start)
+        measured.append((produced, consumed))
+    return measured
 
 
 def make_shards(root: Path, count: int) -> str:
@@ -351,15 +428,16 @@ def make_shards(root: Path, count: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=8, help="timed steps per side and repeat")
+    parser.add_argument("--repeats", type=int, default=4, help="fresh processes per mode; even: each order as often")
     parser.add_argument("--skip-lightly", action="store_true")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--serve", choices=["passkit", "lightly", "both"])
     parser.add_argument("--method", choices=METHODS)
+    parser.add_argument("--lightly-first", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve == "both":
-        serve_both(args.method, args.steps)
+        serve_both(args.method, args.steps, args.lightly_first)
         return
     if args.serve:
         serve(args.serve, args.method)
@@ -367,17 +445,24 @@ def main() -> None:
 
     lightly_python, note = (None, "skipped (--skip-lightly)") if args.skip_lightly else ensure_lightly()
     print(f"lightly: {note}")
+    print("load average at start: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     print(
-        f"network: resnet_tiny (2.8 M params), {GLOBAL} px, batch {BATCH}, 1 thread; median of "
-        f"{args.steps * args.repeats} steps per side, the two sides stepping in turn"
+        f"network: resnet_tiny (2.8 M params), {GLOBAL} px, batch {BATCH}, 1 thread; {args.repeats} repeats x "
+        f"{args.steps} steps per side, the two sides stepping in turn (order flipped every round and repeat)"
+    )
+    print(
+        "columns: median s/step of each side; ratio = median of the per-round passkit/lightly ratios (the verdict);"
+        " IQR and min-max of those ratios; each repeat's median ratio"
     )
     step_time: dict[str, float] = {}
-    print(f"{'method':8} {'passkit s/step':>15} {'lightly s/step':>15} {'ratio':>7}  per-repeat ratios  target <= 1.0x")
+    print("\nper process (each side its own interpreter and venv, fresh servers per repeat, start order alternating)")
+    print(TABLE_HEAD if lightly_python is not None else f"{'method':8} {'passkit':>10}")
     for method in args.methods:
-        # Fresh servers per repeat, started in alternating order: the first-started process measured 6-13 % slower
-        # than the second on this machine whichever code it ran, so the order must not favour one side.
-        times: list[list[float]] = [[], []] if lightly_python is not None else [[]]
+        comparison = Comparison()
+        ours_only: list[float] = []
         for repeat in range(args.repeats):
+            # Fresh servers per repeat, started in alternating order: the first-started process measured 6-13 %
+            # slower than the second on this machine whichever code it ran, so the order must not favour one side.
             sides = [("passkit", sys.executable)]
             if lightly_python is not None:
                 sides.append(("lightly", str(lightly_python)))
@@ -388,43 +473,51 @@ def main() -> None:
             finally:
                 for server in servers.values():
                     server.close()
-            for position, index in enumerate(order):
-                times[index].extend(measured[position])
-        step_time[method] = statistics.median(times[0])
-        if len(times) == 2:
-            theirs = statistics.median(times[1])
-            ratio = step_time[method] / theirs
-            chunks = range(0, len(times[0]), args.steps)
-            per_repeat = [
-                statistics.median(times[0][i : i + args.steps]) / statistics.median(times[1][i : i + args.steps])
-                for i in chunks
-            ]
-            verdict = "ok" if ratio <= 1.0 else "MISSED"
-            spread = " ".join(f"{r:.2f}" for r in per_repeat)
-            print(f"{method:8} {step_time[method]:15.3f} {theirs:15.3f} {ratio:6.2f}x  {spread:17}  {verdict}")
+            by_side = {index: measured[position] for position, index in enumerate(order)}
+            ours_only.extend(by_side[0])
+            if lightly_python is not None:
+                comparison.add(by_side[0], by_side[1])
+        step_time[method] = statistics.median(ours_only)
+        if lightly_python is not None:
+            print(comparison.row(method))
         else:
-            print(f"{method:8} {step_time[method]:15.3f} {'-':>15} {'-':>7}")
+            print(f"{method:8} {step_time[method]:10.3f}")
 
     if lightly_python is not None:
         # The same comparison inside one process (lightly's interpreter, passkit from src): no per-process effects.
-        print(f"\nsame process, alternating steps ({args.steps * args.repeats} per side)")
-        print(f"{'method':8} {'passkit s/step':>15} {'lightly s/step':>15} {'ratio':>7}  target <= 1.0x")
+        print(
+            "\nsame process (lightly's interpreter, passkit from src; one process per repeat, build order alternating)"
+        )
+        print(TABLE_HEAD)
         for method in args.methods:
-            both = same_process_times(str(lightly_python), method, args.steps * args.repeats)
-            ours, theirs = statistics.median(both["passkit"]), statistics.median(both["lightly"])
-            verdict = "ok" if ours <= theirs else "MISSED"
-            print(f"{method:8} {ours:15.3f} {theirs:15.3f} {ours / theirs:6.2f}x  {verdict}")
+            comparison = Comparison()
+            for repeat in range(args.repeats):
+                both = same_process_times(str(lightly_python), method, args.steps, lightly_first=repeat % 2 == 1)
+                comparison.add(both["passkit"], both["lightly"])
+            print(comparison.row(method))
+    print("load average after the steps: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
 
     with tempfile.TemporaryDirectory() as tmp:
         source = make_shards(Path(tmp), 384)
-        print(f"\ndata path: passkit shards ({source}), 1 DataLoader worker, {GLOBAL}/{LOCAL} px crops")
-        print(f"{'method':8} {'loader img/s':>13} {'step img/s':>11} {'ratio':>7}  target >= 1.5x")
+        print(
+            f"\ndata path: passkit shards ({source}), 1 DataLoader worker, {GLOBAL}/{LOCAL} px crops, vs the images/s"
+        )
+        print(
+            f"passkit's step consumes; {args.repeats} rounds, each timing 6 loader batches then 6 steps; ratio = median"
+            " of the per-round ratios"
+        )
+        print(f"{'method':8} {'loader img/s':>13} {'step img/s':>11} {'ratio':>7} {'min-max':>10}  target >= 1.5x")
         for method in args.methods:
-            produced = loader_images_per_second(method, Path(tmp), batches=8)
-            consumed = BATCH / step_time[method]
-            ratio = produced / consumed
+            rounds = data_path_rounds(method, Path(tmp), args.repeats, batches=6)
+            ratios = [produced / consumed for produced, consumed in rounds]
+            ratio = statistics.median(ratios)
             verdict = "ok" if ratio >= 1.5 else "MISSED"
-            print(f"{method:8} {produced:13.1f} {consumed:11.1f} {ratio:6.2f}x  {verdict}")
+            print(
+                f"{method:8} {statistics.median(r[0] for r in rounds):13.1f} "
+                f"{statistics.median(r[1] for r in rounds):11.1f} {ratio:6.2f}x {min(ratios):4.2f}-{max(ratios):4.2f}"
+                f"  {verdict}"
+            )
+    print("load average at the end: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
 """Named recipes: the PASS paper's three pretraining runs, and tiny CPU versions for smoke runs and demos.
 
-The paper presets reproduce the official repositories' settings for the global batch given; ``batch_size`` is
+The paper presets reproduce the official repositories' settings for the global batch given (MoCo-v2: ``main_moco.py``
+with ``--lr 0.03 --batch-size 256 --mlp --moco-t 0.2 --aug-plus --cos``; SwAV: ``scripts/swav_200ep_pretrain.sh``;
+DINO: the README's 300-epoch ViT-S/16 command with teacher temp 0.07 warmed up over 30 epochs and an unnormalised
+last layer -- the run the PASS model ``dino_deit_300ep_ttemp0o07_warumup30ep_normlayerF`` names); ``batch_size`` is
 per rank, so launch them with the listed number of GPUs (or set ``accum_steps``) to keep the global batch —
 learning rates are scaled linearly from each recipe's reference batch.
 """
@@ -36,7 +39,7 @@ PRESETS: dict[str, Preset] = {
                 "method_args": {"queue_size": 65536, "momentum": 0.999, "temperature": 0.2, "dim": 128},
             },
             gpus=8,
-            cost="about 400 V100 GPU-hours (the MoCo repository reports ~53 h on 8 V100s for 200 epochs)",
+            cost="424 V100 GPU-hours (the MoCo README: 200 epochs took 53 h on 8 V100s)",
         ),
         Preset(
             "pass-swav-r50-200ep",
@@ -58,13 +61,15 @@ PRESETS: dict[str, Preset] = {
                     "epsilon": 0.05,
                     "sinkhorn_iterations": 3,
                     "temperature": 0.1,
-                    "queue_length": 3840,
-                    "queue_start_epoch": 15,
-                    "freeze_prototypes_iters": 5005,
+                    "queue_length": 0,  # the batch-4,096 script has no queue (3,840 from epoch 15 is batch 256's)
+                    "freeze_prototypes_iters": 313,  # one ImageNet epoch at batch 4,096 (5,005 is batch 256's)
                 },
             },
             gpus=64,
-            cost="about 1,000-1,300 V100 GPU-hours (multi-crop 2x224+6x96 costs ~1.6x a 2x224 epoch)",
+            cost=(
+                "about 780 GPU-hours, estimated from the SwAV README's 3 min 40 s per epoch at batch 4,096 x 200 "
+                "epochs x the 64 GPUs its 200-epoch script requests"
+            ),
         ),
         Preset(
             "pass-dino-vits16-300ep",
@@ -92,7 +97,7 @@ PRESETS: dict[str, Preset] = {
                 },
             },
             gpus=16,
-            cost="about 1,150 V100 GPU-hours (the DINO repository reports ~3 days on 16 V100s)",
+            cost="about 1,000 GPU-hours (the DINO README: this 300-epoch run takes 2.6 days on 16 GPUs)",
         ),
         Preset(
             "tiny-mocov2",

@@ -109,8 +109,20 @@ class SelectSummary:
         return self.rows_in == self.candidates + self.rejects == self.candidates + sum(self.by_reason.values())
 
 
-def _reject_table(batch: pa.Table, reason: pa.Array, detail: pa.Array) -> pa.Table:
-    columns = {name: batch.column(name) for name in REJECT_SCHEMA.names if name in batch.column_names}
+# Columns with few distinct values: parquet dictionary encoding pays off there; on keys, ids and URLs it costs
+# hashing time for little gain.
+_FEW_VALUES = ("reason", "detail", "source", "license", "license_url", "license_raw", "source_file")
+
+
+def _writer(schema: pa.Schema, compression: str = "zstd") -> dict[str, object]:
+    """ParquetWriter options: zstd for the published files, lz4 (faster) for the spill file."""
+    return {"compression": compression, "use_dictionary": [name for name in _FEW_VALUES if name in schema.names]}
+
+
+def _reject_table(batch: pa.Table, rows: pa.Array, reason: pa.Array, detail: pa.Array) -> pa.Table:
+    """Reject rows of the records ``batch.filter(rows)``."""
+    batch = batch.select([name for name in REJECT_SCHEMA.names if name in batch.column_names]).filter(rows)
+    columns = {name: batch.column(name) for name in batch.column_names}
     columns["reason"] = reason
     columns["detail"] = detail
     return pa.table({name: columns[name] for name in REJECT_SCHEMA.names}).cast(REJECT_SCHEMA)
@@ -161,17 +173,20 @@ def run_select(
         contextlib.ExitStack() as stack,
     ):
         spill_path = Path(spill_dir) / "admitted.parquet"
-        rejects_writer = stack.enter_context(pq.ParquetWriter(rejects_temp, REJECT_SCHEMA, compression="zstd"))
-        with pq.ParquetWriter(spill_path, POOL_SCHEMA, compression="zstd") as spill:
+        rejects_writer = stack.enter_context(pq.ParquetWriter(rejects_temp, REJECT_SCHEMA, **_writer(REJECT_SCHEMA)))
+        with pq.ParquetWriter(spill_path, POOL_SCHEMA, **_writer(POOL_SCHEMA, compression="lz4")) as spill:
             for reader in readers:
-                for batch in reader:
+                # Readers that can read rejected records light are given the policy (see YfccReader.records).
+                records = getattr(reader, "records", None)
+                for batch in records(cfg.license_policy) if records is not None else reader:
                     batch = batch.cast(POOL_SCHEMA)
                     result = select_batch(batch, cfg)
                     summary.rows_in += batch.num_rows
                     _count(summary.rows_by_license, batch.column("license"), null_label="(unreadable)")
                     rejected = pc.equal(result.rows.column("status"), "rejected")
                     reject_rows = _reject_table(
-                        batch.filter(rejected),
+                        batch,
+                        rejected,
                         result.rows.column("reason").filter(rejected),
                         result.rows.column("detail").filter(rejected),
                     )
@@ -194,7 +209,7 @@ def run_select(
         capped = np.zeros(len(rank), dtype=bool)
         capped[first] = ~cap_per_creator(creator[first], rank[first], cfg.max_per_creator)
         per_creator = np.bincount(creator[first], minlength=creator.max() + 1 if len(creator) else 0)
-        with pq.ParquetWriter(candidates_temp, CANDIDATE_SCHEMA, compression="zstd") as candidates_writer:
+        with pq.ParquetWriter(candidates_temp, CANDIDATE_SCHEMA, **_writer(CANDIDATE_SCHEMA)) as candidates_writer:
             offset = 0
             for batch in _row_groups(spill_path):
                 batch = batch.cast(POOL_SCHEMA)
@@ -218,7 +233,7 @@ def run_select(
                         f" candidates; the cap keeps {cfg.max_per_creator} (seed {cfg.seed})",
                     ),
                 )
-                reject_rows = _reject_table(batch.filter(pa.array(~keep)), pa.array(reason), pa.array(detail))
+                reject_rows = _reject_table(batch, pa.array(~keep), pa.array(reason), pa.array(detail))
                 rejects_writer.write_table(reject_rows)
                 summary.rejects += reject_rows.num_rows
                 _count(summary.by_reason, reject_rows.column("reason"))

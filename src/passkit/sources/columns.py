@@ -59,10 +59,12 @@ def percent_decode(array: pa.Array, plus_is_space: bool = True) -> pa.Array:
     offsets, data = _binary_parts(array)
     if len(data) == 0:
         return _from_parts(offsets, data)
-    data = data.copy()
-    if plus_is_space:
-        data[data == ord("+")] = ord(" ")
+    pluses = np.flatnonzero(data == ord("+")) if plus_is_space else np.zeros(0, np.int64)
     percents = np.flatnonzero(data[:-2] == ord("%")) if len(data) > 2 else np.zeros(0, np.int64)
+    if len(percents) == 0 and len(pluses) == 0:
+        return array  # nothing to decode (e.g. Flickr account ids)
+    data = data.copy()
+    data[pluses] = ord(" ")
     if len(percents) == 0:
         return _from_parts(offsets, data)
     high = _HEX_VALUE[data[percents + 1]]

@@ -22,7 +22,8 @@ from typing import BinaryIO, Literal
 
 Compression = Literal["none", "bz2", "gzip"]
 Decompressor = Literal["auto", "lbzip2", "python"]
-_PIPE_BYTES = 1 << 20  # Linux's default /proc/sys/fs/pipe-max-size; ignored where it cannot be set
+_PIPE_BYTES = 1 << 20  # Linux default pipe-max-size; ignored where it cannot be set
+_READ_STEP = 1 << 20  # bytes per read call: a damaged stream loses at most this much decoded text
 
 
 def sniff_compression(path: Path) -> Compression:
@@ -96,7 +97,8 @@ class DecompressedStream:
         filled = 0
         while filled < len(target) and not self.problem:
             try:
-                count = self._stream.readinto(target[filled:])  # type: ignore[attr-defined]
+                # At most 1 MiB a call: a damaged stream raises, and what that call decoded is lost.
+                count = self._stream.readinto(target[filled : filled + _READ_STEP])  # type: ignore[attr-defined]
             except (EOFError, OSError, zlib.error) as error:  # truncated or corrupt compressed data
                 self.problem = f"{self.path.name}: compressed stream is damaged or truncated ({error})"
                 break

@@ -21,7 +21,10 @@ for _digit, _char in enumerate(b"ABCDEF", start=10):
 # What Python's str.split() treats as whitespace, for RE2 (pyarrow's regex engine).
 _WHITESPACE_RUN = r"[\s\x{1c}-\x{1f}\x{85}\p{Z}]+"
 _CONTROL_RUN = r"[\x{00}-\x{1f}\x{7f}]+"
-_HIGH_ESCAPE = r"%[89A-Fa-f][0-9A-Fa-f]"
+_NUMBER_BYTE = np.full(256, 3, dtype=np.uint8)  # 0 digit, 1 ".", 2 "-", 3 anything else
+_NUMBER_BYTE[list(b"0123456789")] = 0
+_NUMBER_BYTE[ord(".")] = 1
+_NUMBER_BYTE[ord("-")] = 2
 _NUMBER = r"^[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$"
 _WEB_URL = r"^[Hh][Tt][Tt][Pp][Ss]?://([^/?#@\s]*@)?[^/?#:@\s]+([:/?#][^\s]*)?$"
 
@@ -157,10 +160,29 @@ def parse_coordinate(raw: pa.Array, limit: float) -> tuple[pa.Array, pa.Array]:
     return pc.if_else(in_range, values, None), unparsable
 
 
-def coordinate_unparsable(raw: pa.Array) -> pa.Array:
-    """The unparsable mask of :func:`parse_coordinate` for a string column, without converting the values."""
-    raw = pc.utf8_trim_whitespace(pc.fill_null(raw, ""))
-    return pc.invert(pc.or_(pc.equal(raw, ""), pc.match_substring_regex(raw, _NUMBER)))
+def coordinate_unparsable(raw: pa.Array) -> np.ndarray:
+    """The unparsable mask of :func:`parse_coordinate` for a string column without nulls, without converting
+    the values. Values made of digits with at most one ``.`` and a leading ``-`` (nearly all) are checked with
+    per-value byte counts; only the rest (spaces, exponents, other characters) go through the regex."""
+    offsets, data = _binary_parts(raw)
+    lengths = np.diff(offsets)
+    unparsable = np.zeros(len(raw), dtype=bool)
+    rows = np.flatnonzero(lengths)
+    if len(rows) == 0:
+        return unparsable
+    kind = _NUMBER_BYTE[data]
+    starts = offsets[rows]
+    others = np.add.reduceat(kind == 3, starts)
+    dots = np.add.reduceat(kind == 1, starts)
+    minuses = np.add.reduceat(kind == 2, starts)
+    simple = (others == 0) & (dots <= 1) & (minuses <= (data[starts] == ord("-")))
+    unparsable[rows[simple]] = lengths[rows[simple]] - dots[simple] - minuses[simple] == 0  # no digit
+    rest = rows[~simple]
+    if len(rest):
+        values = pc.utf8_trim_whitespace(raw.take(pa.array(rest)))
+        number = pc.or_(pc.equal(values, ""), pc.match_substring_regex(values, _NUMBER))
+        unparsable[rest] = ~number.to_numpy(zero_copy_only=False)
+    return unparsable
 
 
 def spread(array: pa.Array, rows: np.ndarray, count: int) -> pa.Array:
@@ -207,10 +229,14 @@ def decodes_to_bad_utf8(array: pa.Array) -> np.ndarray:
     """Rows of a UTF-8 string column (no nulls) whose :func:`percent_decode` is not UTF-8. Only an escape of a
     byte >= 0x80 can make it so (the rest of a value decodes to itself or to ASCII), so only values that hold
     one are decoded."""
-    suspects = pc.match_substring_regex(array, _HIGH_ESCAPE).to_numpy(zero_copy_only=False)
+    offsets, data = _binary_parts(array)
     bad = np.zeros(len(array), dtype=bool)
-    if suspects.any():
-        rows = np.flatnonzero(suspects)
+    percents = np.flatnonzero(data[:-2] == ord("%")) if len(data) > 2 else np.zeros(0, np.int64)
+    high, low = _HEX_VALUE[data[percents + 1]], _HEX_VALUE[data[percents + 2]]
+    percents = percents[(high >= 8) & (high != 255) & (low != 255)]
+    rows = np.searchsorted(offsets, percents, side="right") - 1
+    rows = np.unique(rows[percents + 2 < offsets[rows + 1]])  # the escape lies within its value
+    if len(rows):
         bad[rows] = to_utf8(percent_decode(array.take(pa.array(rows))))[1]
     return bad
 

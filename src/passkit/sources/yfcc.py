@@ -384,8 +384,8 @@ class YfccReader:
         problems.append((pc.invert(id_ok), "photo id is not a number"))
         marker = column["marker"]
         problems.append((pc.invert(pc.is_in(marker, pa.array(["0", "1"]))), "marker is not 0 or 1"))
-        problems.append((coordinate_unparsable(column["longitude"]), "longitude is not a number"))
-        problems.append((coordinate_unparsable(column["latitude"]), "latitude is not a number"))
+        problems.append((pa.array(coordinate_unparsable(column["longitude"])), "longitude is not a number"))
+        problems.append((pa.array(coordinate_unparsable(column["latitude"])), "latitude is not a number"))
         uploaded_raw = column["date_uploaded"]
         uploaded_ok = _decimal(uploaded_raw, 12)
         problems.append((pc.invert(pc.or_(uploaded_ok, pc.equal(uploaded_raw, ""))), "date uploaded is not a number"))

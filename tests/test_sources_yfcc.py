@@ -12,7 +12,14 @@ from tests.yfcc_helpers import photo_hash, yfcc_line
 
 from passkit.core.attribution import clean_text as clean_text_one
 from passkit.core.keys import make_key
-from passkit.sources.columns import clean_text, percent_decode, to_utf8
+from passkit.sources.columns import (
+    clean_text,
+    coordinate_unparsable,
+    decodes_to_bad_utf8,
+    parse_coordinate,
+    percent_decode,
+    to_utf8,
+)
 from passkit.sources.yfcc import ORIGINAL, SINGLE_FILE, YfccFormatError, YfccReader, detect_layout
 
 HAS_LBZIP2 = shutil.which("lbzip2") is not None
@@ -228,3 +235,21 @@ def test_parallel_chunk_parsing_keeps_order(tmp_path):
     tables = {n: pa.concat_tables(list(YfccReader(path, chunk_bytes=16 << 10, workers=n))) for n in (1, 3)}
     assert tables[1].equals(tables[3])
     assert tables[1].column("line").to_pylist() == list(range(1, 3001))
+
+
+COORDINATE = st.text(alphabet="0123456789.-+eE x", max_size=8) | st.from_regex(r"-?[0-9]{1,3}\.[0-9]{1,6}")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(COORDINATE))
+def test_coordinate_check_matches_parse_coordinate(values):
+    assert coordinate_unparsable(pa.array(values, pa.string())).tolist() == (
+        parse_coordinate(pa.array(values, pa.string()), 180.0)[1].to_pylist()
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet="%+8aFzé09C3", max_size=10)))
+def test_bad_utf8_after_decoding_matches_a_full_decode(values):
+    array = pa.array(values, pa.string())
+    assert decodes_to_bad_utf8(array).tolist() == to_utf8(percent_decode(array))[1].tolist()

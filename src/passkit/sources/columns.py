@@ -21,6 +21,10 @@ for _digit, _char in enumerate(b"ABCDEF", start=10):
 # What Python's str.split() treats as whitespace, for RE2 (pyarrow's regex engine).
 _WHITESPACE_RUN = r"[\s\x{1c}-\x{1f}\x{85}\p{Z}]+"
 _CONTROL_RUN = r"[\x{00}-\x{1f}\x{7f}]+"
+_NUMBER_BYTE = np.full(256, 3, dtype=np.uint8)  # 0 digit, 1 ".", 2 "-", 3 anything else
+_NUMBER_BYTE[list(b"0123456789")] = 0
+_NUMBER_BYTE[ord(".")] = 1
+_NUMBER_BYTE[ord("-")] = 2
 _NUMBER = r"^[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$"
 _WEB_URL = r"^[Hh][Tt][Tt][Pp][Ss]?://([^/?#@\s]*@)?[^/?#:@\s]+([:/?#][^\s]*)?$"
 
@@ -58,10 +62,12 @@ def percent_decode(array: pa.Array, plus_is_space: bool = True) -> pa.Array:
     offsets, data = _binary_parts(array)
     if len(data) == 0:
         return _from_parts(offsets, data)
-    data = data.copy()
-    if plus_is_space:
-        data[data == ord("+")] = ord(" ")
+    pluses = np.flatnonzero(data == ord("+")) if plus_is_space else np.zeros(0, np.int64)
     percents = np.flatnonzero(data[:-2] == ord("%")) if len(data) > 2 else np.zeros(0, np.int64)
+    if len(percents) == 0 and len(pluses) == 0:
+        return array  # nothing to decode (e.g. Flickr account ids)
+    data = data.copy()
+    data[pluses] = ord(" ")
     if len(percents) == 0:
         return _from_parts(offsets, data)
     high = _HEX_VALUE[data[percents + 1]]
@@ -154,6 +160,87 @@ def parse_coordinate(raw: pa.Array, limit: float) -> tuple[pa.Array, pa.Array]:
     return pc.if_else(in_range, values, None), unparsable
 
 
+def coordinate_unparsable(raw: pa.Array) -> np.ndarray:
+    """The unparsable mask of :func:`parse_coordinate` for a string column without nulls, without converting
+    the values. Values made of digits with at most one ``.`` and a leading ``-`` (nearly all) are checked with
+    per-value byte counts; only the rest (spaces, exponents, other characters) go through the regex."""
+    offsets, data = _binary_parts(raw)
+    lengths = np.diff(offsets)
+    unparsable = np.zeros(len(raw), dtype=bool)
+    rows = np.flatnonzero(lengths)
+    if len(rows) == 0:
+        return unparsable
+    kind = _NUMBER_BYTE[data]
+    starts = offsets[rows]
+    others = np.add.reduceat(kind == 3, starts)
+    dots = np.add.reduceat(kind == 1, starts)
+    minuses = np.add.reduceat(kind == 2, starts)
+    simple = (others == 0) & (dots <= 1) & (minuses <= (data[starts] == ord("-")))
+    unparsable[rows[simple]] = lengths[rows[simple]] - dots[simple] - minuses[simple] == 0  # no digit
+    rest = rows[~simple]
+    if len(rest):
+        values = pc.utf8_trim_whitespace(raw.take(pa.array(rest)))
+        number = pc.or_(pc.equal(values, ""), pc.match_substring_regex(values, _NUMBER))
+        unparsable[rest] = ~number.to_numpy(zero_copy_only=False)
+    return unparsable
+
+
+def spread(array: pa.Array, rows: np.ndarray, count: int) -> pa.Array:
+    """A ``count``-long array holding ``array``'s values at positions ``rows`` (increasing) and null elsewhere:
+    ``array.take(indices with nulls)`` without the gather (string data and offsets are reused)."""
+    valid = np.zeros(count, dtype=bool)
+    valid[rows] = array.is_valid().to_numpy(zero_copy_only=False) if array.null_count else True
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    if pa.types.is_string(array.type) or pa.types.is_binary(array.type):
+        offsets, data = _binary_parts(array)
+        lengths = np.zeros(count, dtype=np.int32)
+        lengths[rows] = np.diff(offsets)
+        positions = np.zeros(count + 1, dtype=np.int32)
+        np.cumsum(lengths, out=positions[1:])
+        return pa.Array.from_buffers(array.type, count, [bitmap, pa.py_buffer(positions), pa.py_buffer(data)])
+    width = array.type.bit_width // 8 if pa.types.is_primitive(array.type) else 0
+    if width not in (4, 8) or pa.types.is_boolean(array.type):
+        positions = np.full(count, -1, dtype=np.int64)
+        positions[rows] = np.arange(len(rows))
+        return array.take(pa.array(positions, mask=positions < 0))
+    dtype = np.int64 if width == 8 else np.int32
+    values = np.frombuffer(array.buffers()[1], dtype=dtype)[array.offset : array.offset + len(array)]
+    out = np.zeros(count, dtype=dtype)
+    out[rows] = values
+    return pa.Array.from_buffers(array.type, count, [bitmap, pa.py_buffer(out)])
+
+
+_LOWER_HEX = np.zeros(256, dtype=bool)
+_LOWER_HEX[list(b"0123456789abcdef")] = True
+
+
+def lower_hex_mask(array: pa.Array, shortest: int, longest: int) -> np.ndarray:
+    """``^[0-9a-f]{shortest,longest}$`` per value of a string array without nulls (a table lookup per byte)."""
+    offsets, data = _binary_parts(array)
+    lengths = np.diff(offsets)
+    ok = (lengths >= shortest) & (lengths <= longest)
+    other = np.flatnonzero(~_LOWER_HEX[data])
+    if len(other):
+        ok[np.searchsorted(offsets, other, side="right") - 1] = False
+    return ok
+
+
+def decodes_to_bad_utf8(array: pa.Array) -> np.ndarray:
+    """Rows of a UTF-8 string column (no nulls) whose :func:`percent_decode` is not UTF-8. Only an escape of a
+    byte >= 0x80 can make it so (the rest of a value decodes to itself or to ASCII), so only values that hold
+    one are decoded."""
+    offsets, data = _binary_parts(array)
+    bad = np.zeros(len(array), dtype=bool)
+    percents = np.flatnonzero(data[:-2] == ord("%")) if len(data) > 2 else np.zeros(0, np.int64)
+    high, low = _HEX_VALUE[data[percents + 1]], _HEX_VALUE[data[percents + 2]]
+    percents = percents[(high >= 8) & (high != 255) & (low != 255)]
+    rows = np.searchsorted(offsets, percents, side="right") - 1
+    rows = np.unique(rows[percents + 2 < offsets[rows + 1]])  # the escape lies within its value
+    if len(rows):
+        bad[rows] = to_utf8(percent_decode(array.take(pa.array(rows))))[1]
+    return bad
+
+
 class LicenseNormalizer:
     """Normalises (name, url) license columns by mapping their few distinct pairs once, then taking."""
 
@@ -168,12 +255,29 @@ class LicenseNormalizer:
 
     def __call__(self, names: pa.Array, urls: pa.Array | None = None) -> pa.Array:
         """License id per row, from one or two columns that describe the same license (string arrays)."""
-        names = pc.fill_null(names.cast(pa.string()), "")
-        urls = pc.fill_null(urls.cast(pa.string()), "") if urls is not None else pa.nulls(len(names), pa.string())
-        urls = pc.fill_null(urls, "")
-        combined = pc.binary_join_element_wise(names, urls, "\t").dictionary_encode()
-        ids = [self._lookup(*value.split("\t", 1)) for value in combined.dictionary.to_pylist()]
-        return pc.take(pa.array(ids, pa.string()), combined.indices)
+        names = _combined(pc.fill_null(names.cast(pa.string()), ""))
+        urls = _combined(pc.fill_null(urls.cast(pa.string()), "")) if urls is not None else pa.repeat("", len(names))
+        # Distinct (name, url) pairs from the two columns' dictionary codes: no per-row strings are built.
+        name_codes, url_codes = names.dictionary_encode(), urls.dictionary_encode()
+        width = len(url_codes.dictionary)
+        pairs = name_codes.indices.to_numpy(zero_copy_only=False).astype(np.int64) * width
+        pairs += url_codes.indices.to_numpy(zero_copy_only=False)
+        if len(name_codes.dictionary) * width <= 1 << 20:
+            seen = np.zeros(len(name_codes.dictionary) * width, dtype=bool)
+            seen[pairs] = True
+            distinct = np.flatnonzero(seen)
+            lookup = np.zeros(len(seen), dtype=np.int64)
+            lookup[distinct] = np.arange(len(distinct))
+            codes = lookup[pairs]
+        else:
+            distinct, codes = np.unique(pairs, return_inverse=True)
+        name_values, url_values = name_codes.dictionary.to_pylist(), url_codes.dictionary.to_pylist()
+        ids = [self._lookup(name_values[pair // width], url_values[pair % width]) for pair in distinct.tolist()]
+        return pa.array(ids, pa.string()).take(pa.array(codes))
+
+
+def _combined(array: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
 
 
 def fill_license_urls(license_urls: pa.Array, license_ids: pa.Array) -> pa.Array:
@@ -187,9 +291,13 @@ def fill_license_urls(license_urls: pa.Array, license_ids: pa.Array) -> pa.Array
 __all__ = [
     "LicenseNormalizer",
     "clean_text",
+    "coordinate_unparsable",
+    "decodes_to_bad_utf8",
     "fill_license_urls",
+    "lower_hex_mask",
     "parse_coordinate",
     "percent_decode",
+    "spread",
     "to_utf8",
     "web_url_mask",
 ]

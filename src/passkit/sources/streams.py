@@ -22,6 +22,8 @@ from typing import BinaryIO, Literal
 
 Compression = Literal["none", "bz2", "gzip"]
 Decompressor = Literal["auto", "lbzip2", "python"]
+_PIPE_BYTES = 1 << 20  # Linux default pipe-max-size; ignored where it cannot be set
+_READ_STEP = 1 << 20  # bytes per read call: a damaged stream loses at most this much decoded text
 
 
 def sniff_compression(path: Path) -> Compression:
@@ -58,7 +60,11 @@ class DecompressedStream:
                 raise FileNotFoundError("lbzip2 is not installed (apt-get install lbzip2)")
             if tool is not None:
                 self._process = subprocess.Popen(
-                    [tool, "-dc", str(self.path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=1 << 20
+                    [tool, "-dc", str(self.path)],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    bufsize=1 << 20,
+                    pipesize=_PIPE_BYTES,  # fewer, larger pipe transfers between lbzip2 and the reader
                 )
                 assert self._process.stdout is not None
                 self._stream = self._process.stdout  # type: ignore[assignment]
@@ -86,6 +92,24 @@ class DecompressedStream:
         self.bytes_read += len(data)
         return data
 
+    def readinto(self, target: memoryview) -> int:
+        """Fill ``target`` as far as the stream goes (fewer bytes only at its end); no intermediate copy."""
+        filled = 0
+        while filled < len(target) and not self.problem:
+            try:
+                # At most 1 MiB a call: a damaged stream raises, and what that call decoded is lost.
+                count = self._stream.readinto(target[filled : filled + _READ_STEP])  # type: ignore[attr-defined]
+            except (EOFError, OSError, zlib.error) as error:  # truncated or corrupt compressed data
+                self.problem = f"{self.path.name}: compressed stream is damaged or truncated ({error})"
+                break
+            if not count:
+                if self._process is not None:
+                    self._finish_process()
+                break
+            filled += count
+        self.bytes_read += filled
+        return filled
+
     def _finish_process(self) -> None:
         assert self._process is not None
         code = self._process.wait()
@@ -112,44 +136,62 @@ class DecompressedStream:
         self.close()
 
 
-def prefetch_chunks(stream: DecompressedStream, chunk_bytes: int, depth: int = 3) -> Iterator[bytes]:
-    """Chunks of ``stream`` read ahead by a background thread, so that decompression (lbzip2 writing into the
-    pipe, or bz2/zlib, which release the GIL) keeps going while the caller parses. At most ``depth`` chunks wait
+def _line_pieces(stream: DecompressedStream, chunk_bytes: int) -> Iterator[tuple[memoryview, bool]]:
+    """(piece, terminated): ~``chunk_bytes`` of whole lines each, read straight into the piece's buffer (the
+    partial line at its end moves to the front of the next one). A last line without newline comes alone, with
+    a newline added and ``terminated`` false."""
+    carry = b""
+    while True:
+        buffer = bytearray(len(carry) + chunk_bytes)
+        buffer[: len(carry)] = carry
+        end = len(carry) + stream.readinto(memoryview(buffer)[len(carry) :])
+        if end == len(carry):
+            break
+        cut = buffer.rfind(b"\n", 0, end) + 1
+        carry = bytes(buffer[cut:end])
+        if cut:
+            yield memoryview(buffer)[:cut], True
+    if carry:
+        yield memoryview(carry + b"\n"), False
+
+
+def prefetch_lines(stream: DecompressedStream, chunk_bytes: int, depth: int = 3) -> Iterator[tuple[memoryview, bool]]:
+    """:func:`_line_pieces` read ahead by a background thread, so that decompression (lbzip2 writing into the
+    pipe, or bz2/zlib, which release the GIL) keeps going while the caller parses. At most ``depth`` pieces wait
     in memory. An error in the thread is raised here; the thread is stopped and joined when iteration ends."""
-    chunks: queue.Queue[bytes] = queue.Queue(maxsize=depth)
+    pieces: queue.Queue[tuple[memoryview, bool] | None] = queue.Queue(maxsize=depth)
     stop = threading.Event()
     errors: list[BaseException] = []
 
     def produce() -> None:
         try:
-            while not stop.is_set():
-                data = stream.read(chunk_bytes)
+            for piece in _line_pieces(stream, chunk_bytes):
                 while not stop.is_set():
                     try:
-                        chunks.put(data, timeout=0.1)
+                        pieces.put(piece, timeout=0.1)
                         break
                     except queue.Full:
                         continue
-                if not data:
+                if stop.is_set():
                     return
         except BaseException as error:  # noqa: BLE001 (re-raised by the consumer below)
             errors.append(error)
+        finally:
+            while not stop.is_set():
+                try:
+                    pieces.put(None, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
 
     thread = threading.Thread(target=produce, name=f"read {stream.path.name}", daemon=True)
     thread.start()
     try:
-        while True:
-            try:
-                data = chunks.get(timeout=0.1)
-            except queue.Empty:
-                if thread.is_alive() or not chunks.empty():
-                    continue
-                if errors:
-                    raise errors[0] from None
-                return
-            if not data:
-                return
-            yield data
+        while (piece := pieces.get()) is not None:
+            yield piece
+        thread.join()
+        if errors:
+            raise errors[0]
     finally:
         stop.set()
         thread.join()

@@ -34,16 +34,21 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from passkit.core.keys import make_key
+from passkit.core.licenses import ALL_IDS, LicensePolicy
 from passkit.sources.columns import (
     LicenseNormalizer,
     clean_text,
+    coordinate_unparsable,
+    decodes_to_bad_utf8,
     fill_license_urls,
+    lower_hex_mask,
     parse_coordinate,
     percent_decode,
+    spread,
     to_utf8,
 )
 from passkit.sources.schema import pool_rows, pool_table
-from passkit.sources.streams import DecompressedStream, Decompressor, prefetch_chunks
+from passkit.sources.streams import DecompressedStream, Decompressor, prefetch_lines
 
 SOURCE = "yfcc"
 _SHARED = (
@@ -88,6 +93,7 @@ _USED = (
 )
 _FIRST_PHOTOGRAPH_YEAR = 1826
 _DEFAULT_CHUNK = 16 << 20
+_CSV_BLOCK = 2 << 20  # pyarrow's CSV block: 1-2 MiB parse fastest (cache-sized); longer lines get a larger one
 
 
 @dataclass(frozen=True)
@@ -144,8 +150,9 @@ def _fallback_key(file_name: str, line: int) -> str:
 class YfccReader:
     """Yields POOL_SCHEMA tables of one YFCC100M file, one per decompressed chunk (~``chunk_bytes`` of text).
 
-    After iteration: ``rows`` read, ``layout``, ``problem`` (non-empty if the compressed stream was damaged or
-    truncated) and ``decompressor`` used.
+    Iterating yields every record in full; :meth:`records` with a license policy reads in full only the records
+    the policy could admit (see there). After iteration: ``rows`` read, ``layout``, ``problem`` (non-empty if the
+    compressed stream was damaged or truncated) and ``decompressor`` used.
     """
 
     def __init__(
@@ -165,58 +172,97 @@ class YfccReader:
         self.layout: YfccLayout | None = None
         self.problem = ""
         self.rows = 0
-        self._cut_lines = 0
         self.bytes_read = 0
         self._licenses = LicenseNormalizer()
+        self._force_line_checks = False  # tests: check every chunk line by line (the path for damaged chunks)
 
     def __iter__(self) -> Iterator[pa.Table]:
+        return self.records()
+
+    def records(self, policy: LicensePolicy | None = None) -> Iterator[pa.Table]:
+        """The file's records in order. With a ``policy``, records that select rejects whatever their other
+        fields — malformed ones, videos, and those whose license the policy does not admit — are read light:
+        only the columns a reject row needs (``key, source, photo_id, license, creator_id, source_file, line,
+        is_video, malformed``) are filled, the others are null. Most of a pool is such records, so the
+        %-decoding, text cleaning and date parsing run only on the rest."""
+        admitted = None if policy is None else pa.array([i for i in ALL_IDS if policy.allows(i)], pa.string())
         with DecompressedStream(self.path, self.decompressor_choice) as stream:
             self.decompressor = stream.decompressor
-            # Chunks are parsed by a few threads (pyarrow and numpy release the GIL) and yielded in order.
+            # Chunks are parsed by a few threads (pyarrow and numpy release the GIL) and yielded in order;
+            # line numbers are known once the chunks before are parsed, so they are added here.
+            lines_before = cut_lines = 0
             with ThreadPoolExecutor(self.workers, thread_name_prefix="yfcc-parse") as pool:
-                pending: deque[Future[pa.Table]] = deque()
-                for piece in self._pieces(stream):
-                    pending.append(pool.submit(self._chunk, *piece))
+                pending: deque[Future[tuple[pa.Table, int]]] = deque()
+                for piece, terminated in prefetch_lines(stream, self.chunk_bytes):
+                    self.bytes_read += len(piece)
+                    if self.layout is None:
+                        self.layout = detect_layout(_layout_sample(piece), self.path.name)
+                    cut_by_damage = not terminated and bool(stream.problem)
+                    cut_lines += cut_by_damage
+                    pending.append(pool.submit(self._chunk, piece, terminated, cut_by_damage, admitted))
                     while len(pending) > self.workers:
-                        yield self._counted(pending.popleft().result())
+                        table, lines_before = self._placed(*pending.popleft().result(), lines_before)
+                        yield table
                 while pending:
-                    yield self._counted(pending.popleft().result())
+                    table, lines_before = self._placed(*pending.popleft().result(), lines_before)
+                    yield table
             if stream.problem:
-                complete = self.rows - self._cut_lines
+                complete = self.rows - cut_lines
                 self.problem = f"{stream.problem}; {complete:,} rows read before it"
 
-    def _counted(self, table: pa.Table) -> pa.Table:
+    def _placed(self, table: pa.Table, lines: int, lines_before: int) -> tuple[pa.Table, int]:
+        """The chunk's table with file line numbers (and the keys that derive from them); lines after it."""
         self.rows += table.num_rows
-        return table
-
-    def _pieces(self, stream: DecompressedStream) -> Iterator[tuple[bytes, int, int, bool, bool]]:
-        """(buffer, end of its last complete line, lines before it, unterminated last line, cut by damage)."""
-        carry = b""
-        lines_before = 0
-        for data in prefetch_chunks(stream, self.chunk_bytes):
-            self.bytes_read += len(data)
-            buffer = carry + data if carry else data
-            cut = buffer.rfind(b"\n") + 1
-            carry = buffer[cut:]
-            if cut == 0:
-                continue
-            if self.layout is None:
-                self.layout = detect_layout(buffer[:cut], self.path.name)
-            yield buffer, cut, lines_before, False, False
-            lines_before += buffer.count(b"\n", 0, cut)
-        if carry:
-            if self.layout is None:
-                self.layout = detect_layout(carry, self.path.name)
-            self._cut_lines = 1 if stream.problem else 0
-            yield carry + b"\n", len(carry) + 1, lines_before, True, bool(stream.problem)
+        line = pc.add(table.column("line"), lines_before)
+        table = table.set_column(table.schema.get_field_index("line"), "line", line)
+        keys = table.column("key")
+        if keys.null_count:  # records without a usable photo id: keyed by file and line
+            values = keys.to_pylist()
+            lines_list = line.to_pylist()
+            for row in np.flatnonzero(pc.is_null(keys).to_numpy(zero_copy_only=False)).tolist():
+                values[row] = _fallback_key(self.path.name, lines_list[row])
+            table = table.set_column(table.schema.get_field_index("key"), "key", pa.array(values, pa.string()))
+        return table, lines_before + lines
 
     def _chunk(
-        self, buffer: bytes, cut: int, lines_before: int, last_unterminated: bool = False, cut_by_damage: bool = False
-    ) -> pa.Table:
-        """Pool rows of the complete lines ``buffer[:cut]``."""
+        self, piece: memoryview, terminated: bool, cut_by_damage: bool, admitted: pa.Array | None
+    ) -> tuple[pa.Table, int]:
+        """Records of the lines in ``piece`` (line numbers counted from 1 in the piece), and its line count."""
+        if terminated and not self._force_line_checks and _plain_lines(piece):
+            return self._clean_chunk(piece, admitted)
+        table = self._checked_chunk(piece, not terminated, admitted)
+        if cut_by_damage:
+            detail = pa.array(["last line cut off by the damaged compressed stream"] * table.num_rows, pa.string())
+            table = table.set_column(table.schema.get_field_index("malformed"), "malformed", detail)
+        return table, table.num_rows
+
+    def _clean_chunk(self, piece: memoryview, admitted: pa.Array | None) -> tuple[pa.Table, int]:
+        """Lines known to be UTF-8 without NUL or CR: the CSV parser finds those with the wrong number of fields
+        (rare) and hands them over with their line number."""
         assert self.layout is not None
+        columns, wrong = self._read_fields(pa.py_buffer(piece))
+        if pc.any(pc.equal(columns["photo_id"], "")).as_py():
+            # The parser reads an empty line as a row of empty fields; such (rare) chunks are checked line by line.
+            table = self._checked_chunk(piece, False, admitted)
+            return table, table.num_rows
+        count = len(columns["photo_id"]) + len(wrong)
+        if not wrong:
+            return self._parse(columns, np.arange(1, count + 1), admitted), count
+        good = np.ones(count + 1, dtype=bool)
+        good[0] = False
+        good[[number for number, *_ in wrong]] = False
+        table = self._parse(columns, np.flatnonzero(good), admitted)
+        expected = len(self.layout.columns)
+        detail = "expected {} tab-separated fields, found {}"
+        malformed = self._malformed_rows([(line, text, detail.format(expected, found)) for line, found, text in wrong])
+        return pa.concat_tables([table, malformed]).sort_by("line"), count
+
+    def _checked_chunk(self, piece: memoryview, last_unterminated: bool, admitted: pa.Array | None) -> pa.Table:
+        """Records of any lines, checked one by one with numpy: field count, NUL, CR, UTF-8, empty lines."""
+        assert self.layout is not None
+        buffer = bytes(piece)
         expected_tabs = len(self.layout.columns) - 1
-        data = np.frombuffer(buffer, dtype=np.uint8, count=cut)
+        data = np.frombuffer(buffer, dtype=np.uint8)
         newlines = np.flatnonzero(data == 10)
         count = len(newlines)
         starts = np.concatenate(([0], newlines[:-1] + 1))
@@ -236,39 +282,40 @@ class YfccReader:
         if last_unterminated and count and (count - 1) in problems:
             problems[count - 1] += " (last line has no newline: file truncated?)"
         good = np.ones(count, dtype=bool)
-        bad_rows = np.fromiter(problems, dtype=np.int64, count=len(problems))
-        good[bad_rows] = False
-        first_line = lines_before + 1
+        good[np.fromiter(problems, dtype=np.int64, count=len(problems))] = False
         tables = []
         if good.any():
-            if len(problems):
+            if problems:
                 spans = np.diff(np.concatenate(([0], newlines + 1)))
                 text = pa.py_buffer(data[np.repeat(good, spans)].tobytes())
             else:
-                text = pa.py_buffer(buffer)[:cut]
-            lines = first_line + np.flatnonzero(good)
-            tables.append(self._parse(text, lines))
-        if len(problems):
-            tables.append(self._malformed_rows(buffer, starts, newlines, problems, first_line))
-        table = tables[0] if len(tables) == 1 else pa.concat_tables(tables).sort_by("line")
-        if cut_by_damage:
-            detail = pa.array(["last line cut off by the damaged compressed stream"] * table.num_rows, pa.string())
-            table = table.set_column(table.schema.get_field_index("malformed"), "malformed", detail)
-        return table
+                text = pa.py_buffer(buffer)
+            columns, wrong = self._read_fields(text)
+            parsed = len(columns["photo_id"])
+            if wrong or parsed != good.sum():
+                raise AssertionError(f"{self.path.name}: parsed {parsed} rows from {good.sum()} lines")
+            tables.append(self._parse(columns, 1 + np.flatnonzero(good), admitted))
+        if problems:
+            tables.append(
+                self._malformed_rows(
+                    [(row + 1, buffer[starts[row] : newlines[row]], detail) for row, detail in sorted(problems.items())]
+                )
+            )
+        return tables[0] if len(tables) == 1 else pa.concat_tables(tables).sort_by("line")
 
-    def _malformed_rows(
-        self, buffer: bytes, starts: np.ndarray, ends: np.ndarray, problems: dict[int, str], first_line: int
-    ) -> pa.Table:
+    def _malformed_rows(self, rows: list[tuple[int, bytes | str, str]]) -> pa.Table:
+        """Records of unreadable lines: (line in the chunk, its text, why). Keyed by the photo id field if that
+        is a number, else left without key (the file and line name it, see :meth:`_placed`)."""
         assert self.layout is not None
-        rows = []
-        for row, detail in sorted(problems.items()):
-            line = first_line + row
-            fields = buffer[starts[row] : ends[row]].split(b"\t")
+        records = []
+        for line, text, detail in rows:
+            raw = text.encode("utf-8") if isinstance(text, str) else text
+            fields = raw.split(b"\t")
             photo_id = fields[self.layout.id_index] if len(fields) > self.layout.id_index else b""
             valid_id = photo_id.isdigit() and photo_id.isascii() and len(photo_id) <= 20
-            rows.append(
+            records.append(
                 {
-                    "key": f"{SOURCE}-{photo_id.decode()}" if valid_id else _fallback_key(self.path.name, line),
+                    "key": f"{SOURCE}-{photo_id.decode()}" if valid_id else None,
                     "source": SOURCE,
                     "photo_id": photo_id.decode() if valid_id else None,
                     "malformed": detail,
@@ -276,98 +323,182 @@ class YfccReader:
                     "line": line,
                 }
             )
-        return pool_rows(rows)
+        return pool_rows(records)
 
-    def _parse(self, text: pa.Buffer, lines: np.ndarray) -> pa.Table:
-        """Parse well-formed lines (right field count, valid UTF-8) and check their fields column-wise."""
+    def _read_fields(self, text: pa.Buffer) -> tuple[dict[str, pa.Array], list[tuple[int, int, str]]]:
+        """The used columns of UTF-8 lines (as strings), and the lines with the wrong number of fields, which
+        are skipped: (line number in ``text``, fields found, line)."""
         assert self.layout is not None
         include = [name for name in _USED if name in self.layout.columns]
-        fields = pacsv.read_csv(
-            pa.BufferReader(text),
-            read_options=pacsv.ReadOptions(
-                column_names=list(self.layout.columns), block_size=4 << 20, use_threads=False
-            ),
-            parse_options=pacsv.ParseOptions(
-                delimiter="\t", quote_char=False, escape_char=False, double_quote=False, ignore_empty_lines=False
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types=dict.fromkeys(include, pa.string()), include_columns=include, strings_can_be_null=False
-            ),
-        ).combine_chunks()
-        if fields.num_rows != len(lines):
-            raise AssertionError(f"{self.path.name}: parsed {fields.num_rows} rows from {len(lines)} lines")
-        column = {
-            name: fields.column(name).chunk(0) if fields.num_rows else pa.array([], pa.string()) for name in include
+        wrong: list[tuple[int, int, str]] = []
+
+        def skip(row: pacsv.InvalidRow) -> str:
+            wrong.append((row.number, row.actual_columns, row.text))
+            return "skip"
+
+        def read(block_size: int) -> pa.Table:
+            # Read as binary: the lines were checked to be UTF-8 as a whole (much faster than per value), and
+            # fields split at ASCII tabs are then UTF-8 too, so the strings are views of the same bytes.
+            return pacsv.read_csv(
+                pa.BufferReader(text),
+                read_options=pacsv.ReadOptions(
+                    column_names=list(self.layout.columns), block_size=block_size, use_threads=False
+                ),
+                parse_options=pacsv.ParseOptions(
+                    delimiter="\t",
+                    quote_char=False,
+                    escape_char=False,
+                    double_quote=False,
+                    ignore_empty_lines=False,
+                    invalid_row_handler=skip,
+                ),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=dict.fromkeys(include, pa.binary()),
+                    include_columns=include,
+                    strings_can_be_null=False,
+                ),
+            ).combine_chunks()
+
+        try:
+            fields = read(_CSV_BLOCK)
+        except pa.ArrowInvalid as error:
+            if "straddles" not in str(error):
+                raise
+            wrong.clear()  # a line longer than a block: the whole text as one block
+            fields = read(max(_CSV_BLOCK, text.size + 1))
+        columns = {
+            name: (fields.column(name).chunk(0) if fields.num_rows else pa.array([], pa.binary())).view(pa.string())
+            for name in include
         }
-        count = fields.num_rows
+        return columns, wrong
+
+    def _parse(self, column: dict[str, pa.Array], lines: np.ndarray, admitted: pa.Array | None) -> pa.Table:
+        """Check well-formed lines' fields column-wise; ``lines``: their line numbers in the chunk."""
+        assert self.layout is not None
+        count = len(lines)
         file_name = self.path.name
         problems: list[tuple[pa.Array, str]] = []  # (bad mask, detail), earliest wins
 
         photo_id = column["photo_id"]
-        id_ok = pc.match_substring_regex(photo_id, r"^[0-9]{1,20}$")
+        id_ok = _decimal(photo_id, 20)
         problems.append((pc.invert(id_ok), "photo id is not a number"))
         marker = column["marker"]
         problems.append((pc.invert(pc.is_in(marker, pa.array(["0", "1"]))), "marker is not 0 or 1"))
-        longitude, lon_bad = parse_coordinate(column["longitude"], 180.0)
-        latitude, lat_bad = parse_coordinate(column["latitude"], 90.0)
-        problems += [(lon_bad, "longitude is not a number"), (lat_bad, "latitude is not a number")]
+        problems.append((pa.array(coordinate_unparsable(column["longitude"])), "longitude is not a number"))
+        problems.append((pa.array(coordinate_unparsable(column["latitude"])), "latitude is not a number"))
         uploaded_raw = column["date_uploaded"]
-        uploaded_ok = pc.match_substring_regex(uploaded_raw, r"^[0-9]{1,12}$")
+        uploaded_ok = _decimal(uploaded_raw, 12)
         problems.append((pc.invert(pc.or_(uploaded_ok, pc.equal(uploaded_raw, ""))), "date uploaded is not a number"))
-        date_uploaded = pc.cast(pc.if_else(uploaded_ok, uploaded_raw, None), pa.int64()).cast(pa.timestamp("s"))
-        taken_raw = pc.replace_substring(column["date_taken"], "+", " ")
-        date_taken = _date_taken(taken_raw, date_uploaded)
-        photo_hash = None
         if "photo_hash" in column:
-            photo_hash = column["photo_hash"]
-            problems.append(
-                (pc.invert(pc.match_substring_regex(photo_hash, r"^[0-9a-f]{16,32}$")), "photo hash is not hex MD5")
-            )
-
+            hash_bad = ~lower_hex_mask(column["photo_hash"], 16, 32)  # ^[0-9a-f]{16,32}$
+            problems.append((pa.array(hash_bad), "photo hash is not hex MD5"))
         creator_id, bad_nsid = to_utf8(percent_decode(column["user_nsid"]))
-        creator, bad_creator = to_utf8(percent_decode(column["user_nickname"]))
-        title, bad_title = to_utf8(percent_decode(column["title"]))
-        bad_text = pa.array(bad_nsid | bad_creator | bad_title)
-        problems.append((bad_text, "text field is not valid UTF-8 after %-decoding"))
-        license_raw = pc.utf8_trim_whitespace(to_utf8(percent_decode(column["license_name"]))[0])
+        bad_text = bad_nsid | decodes_to_bad_utf8(column["user_nickname"]) | decodes_to_bad_utf8(column["title"])
+        problems.append((pa.array(bad_text), "text field is not valid UTF-8 after %-decoding"))
         license_ids = self._licenses(column["license_name"], column["license_url"])
+        is_video = pc.equal(marker, "1")
 
+        bad = np.zeros(count, dtype=bool)
         malformed = pa.nulls(count, pa.string())
         for mask, detail in reversed(problems):
-            malformed = pc.if_else(mask, pa.scalar(detail), malformed)
-        keys = pc.binary_join_element_wise(pa.scalar(SOURCE + "-"), photo_id, "")
-        if not pc.all(id_ok).as_py():
-            bad = np.flatnonzero(~id_ok.to_numpy(zero_copy_only=False))
-            values = keys.to_pylist()
-            for row in bad.tolist():
-                values[row] = _fallback_key(file_name, int(lines[row]))
-            keys = pa.array(values, pa.string())
-        return pool_table(
-            {
-                "key": keys,
-                "source": pa.repeat(pa.scalar(SOURCE), count),
-                "photo_id": pc.if_else(id_ok, photo_id, None),
-                "url": column["download_url"],
-                "page_url": column["page_url"],
-                "license": license_ids,
-                "license_url": fill_license_urls(column["license_url"], license_ids),
-                "license_raw": license_raw,
-                "creator": clean_text(creator),
-                "creator_id": clean_text(creator_id),
-                "title": clean_text(title),
-                "date_taken": date_taken,
-                "date_taken_raw": taken_raw,
-                "date_uploaded": date_uploaded,
-                "latitude": latitude,
-                "longitude": longitude,
-                "photo_hash": photo_hash,
-                "is_video": pc.equal(marker, "1"),
-                "malformed": malformed,
-                "source_file": pa.repeat(pa.scalar(file_name), count),
-                "line": pa.array(lines, pa.int64()),
-            },
-            count,
-        )
+            flagged = mask.to_numpy(zero_copy_only=False)
+            if flagged.any():
+                bad |= flagged
+                malformed = pc.if_else(mask, pa.scalar(detail), malformed)
+        if admitted is None:
+            full = None  # every record in full
+        else:
+            full = np.flatnonzero(
+                ~bad
+                & ~is_video.to_numpy(zero_copy_only=False)
+                & pc.is_in(license_ids, admitted).to_numpy(zero_copy_only=False)
+            )
+        light = {
+            "key": pc.binary_join_element_wise(pa.scalar(SOURCE + "-"), pc.if_else(id_ok, photo_id, None), ""),
+            "source": pa.repeat(pa.scalar(SOURCE), count),
+            "photo_id": pc.if_else(id_ok, photo_id, None),
+            "license": license_ids,
+            "creator_id": clean_text(creator_id),
+            "is_video": is_video,
+            "malformed": malformed,
+            "source_file": pa.repeat(pa.scalar(file_name), count),
+            "line": pa.array(lines, pa.int64()),
+        }
+        if full is not None and len(full) == 0:
+            return pool_table(light, count)
+        if full is None or len(full) == count:
+            subset, sub_ids, sub_uploaded_ok = column, license_ids, uploaded_ok
+        else:
+            rows = pa.array(full)
+            subset = {name: column[name].take(rows) for name in _FULL_ONLY if name in column}
+            sub_ids, sub_uploaded_ok = license_ids.take(rows), uploaded_ok.take(rows)
+        longitude = parse_coordinate(subset["longitude"], 180.0)[0]
+        latitude = parse_coordinate(subset["latitude"], 90.0)[0]
+        raw_uploaded = subset["date_uploaded"]
+        date_uploaded = pc.cast(pc.if_else(sub_uploaded_ok, raw_uploaded, None), pa.int64()).cast(pa.timestamp("s"))
+        taken_raw = pc.replace_substring(subset["date_taken"], "+", " ")
+        heavy = {
+            "url": subset["download_url"],
+            "page_url": subset["page_url"],
+            "license_url": fill_license_urls(subset["license_url"], sub_ids),
+            "license_raw": pc.utf8_trim_whitespace(to_utf8(percent_decode(subset["license_name"]))[0]),
+            "creator": clean_text(to_utf8(percent_decode(subset["user_nickname"]))[0]),
+            "title": clean_text(to_utf8(percent_decode(subset["title"]))[0]),
+            "date_taken": _date_taken(taken_raw, date_uploaded),
+            "date_taken_raw": taken_raw,
+            "date_uploaded": date_uploaded,
+            "latitude": latitude,
+            "longitude": longitude,
+            "photo_hash": subset.get("photo_hash"),
+        }
+        if full is not None and len(full) < count:
+            heavy = {name: None if value is None else spread(value, full, count) for name, value in heavy.items()}
+        return pool_table(light | heavy, count)
+
+
+_FULL_ONLY = (
+    "longitude",
+    "latitude",
+    "date_uploaded",
+    "date_taken",
+    "download_url",
+    "page_url",
+    "license_url",
+    "license_name",
+    "user_nickname",
+    "title",
+    "photo_hash",
+)
+
+
+def _decimal(values: pa.Array, longest: int) -> pa.Array:
+    """``^[0-9]{1,longest}$`` per value, with two simple kernels instead of a regex."""
+    return pc.and_(pc.ascii_is_decimal(values), pc.less_equal(pc.binary_length(values), longest))
+
+
+def _layout_sample(piece: memoryview) -> bytes:
+    """The start of the first chunk, enough for :func:`detect_layout` (its first 200 lines)."""
+    sample = bytes(piece[: 1 << 20])
+    return sample if sample.count(b"\n") > 200 else bytes(piece)
+
+
+def _plain_lines(piece: memoryview) -> bool:
+    """Whether ``piece`` (whole lines) is UTF-8 without NUL or CR: the common case, in which the CSV parser
+    finds the rest. Whole-buffer scans (memchr, SIMD), far cheaper than per-line checks."""
+    data, end = piece.obj, piece.nbytes  # pieces are prefixes of their buffer: searched in place, not copied
+    if not isinstance(data, bytes | bytearray) or memoryview(data).nbytes < end:
+        data, end = bytes(piece), piece.nbytes
+    if data.find(b"\0", 0, end) >= 0 or data.find(b"\r", 0, end) >= 0:
+        return False
+    if np.frombuffer(piece, dtype=np.uint8).max(initial=0) < 0x80:
+        return True
+    try:
+        pa.Array.from_buffers(
+            pa.string(), 1, [None, pa.py_buffer(np.array([0, len(piece)], np.int32)), pa.py_buffer(piece)]
+        ).validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 def _date_taken(raw: pa.Array, uploaded: pa.Array) -> pa.Array:

@@ -43,6 +43,7 @@ PHASH_SIZE = 32
 PHASH_BITS = 8  # the top-left 8x8 DCT coefficients -> 64 bits
 _MAX_CHUNK_BITS = 22  # counting tables of at most 2**22 entries (32 MiB)
 _PAIR_BLOCK = 1 << 22  # candidate pairs checked per numpy block
+_OFFSET_BLOCK = 1 << 18  # bucket offsets computed per block
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,16 @@ def _layout(radius: int, n_index: int, n_query: int) -> list[int]:
     return best[1]
 
 
+def _bucket_offsets(ordered: np.ndarray, width: int, dtype: type) -> np.ndarray:
+    """Start of every bucket value ``0..2**width`` in the sorted chunk values, found in blocks so that the table is
+    the only allocation of its size (a bincount + cumsum would hold three int64 copies: ~80 MiB at 22 bits)."""
+    offsets = np.empty((1 << width) + 1, dtype=dtype)
+    for start in range(0, len(offsets), _OFFSET_BLOCK):
+        values = np.arange(start, min(start + _OFFSET_BLOCK, len(offsets)), dtype=np.int64)
+        offsets[start : start + len(values)] = np.searchsorted(ordered, values, side="left")
+    return offsets
+
+
 class HammingIndex:
     """Multi-index hashing over uint64 hashes: all (query, item) pairs within a Hamming radius, vectorised."""
 
@@ -196,8 +207,7 @@ class HammingIndex:
         for index, width in enumerate(self.widths):
             chunk = self._chunk(self.hashes, index)
             order = np.argsort(chunk, kind="stable").astype(index_type)
-            offsets = np.zeros((1 << width) + 1, dtype=index_type)
-            np.cumsum(np.bincount(chunk, minlength=1 << width), out=offsets[1:])
+            offsets = _bucket_offsets(chunk[order], width, index_type)
             query_chunk = self._chunk(queries, index)
             for mask in _masks(width, min(sub_radius, width)).astype(np.int32):
                 probe = query_chunk ^ mask

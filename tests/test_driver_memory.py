@@ -151,3 +151,21 @@ def test_global_pass_over_arrays_decides_like_the_in_memory_functions(tmp_path: 
     assert {"dedup:exact", "dedup:near", CAP_CREATOR} <= {reason for _, reason, _ in expected.values()}
     assert {key: (d.stage, d.reason, d.dup_of) for key, d in found.items()} == expected
     assert len(decisions) == len(expected)
+
+
+@pytest.mark.parametrize("prefix_collision", [False, True])
+def test_exact_dedup_sorts_by_prefix_and_splits_prefix_collisions(prefix_collision: bool) -> None:
+    lead = "0" * 16 if prefix_collision else ""
+    shas = [
+        lead + f"{i % 3:x}".rjust(64 - len(lead), "a")
+        if prefix_collision
+        else hashlib.sha256(b"%d" % (i % 3)).hexdigest()
+        for i in range(9)
+    ]
+    table = pa.table(
+        {"key": [f"k{i}" for i in range(9)], "exact_sha256": shas, "phash": [f"{i:016x}" for i in range(9)]}
+    )
+    decisions = dedup_decisions(table, DedupConfig(near=False))
+    assert {key: d.dup_of for key, d in decisions.items()} == {
+        "k3": "k0", "k6": "k0", "k4": "k1", "k7": "k1", "k5": "k2", "k8": "k2",
+    }  # fmt: skip

@@ -136,7 +136,7 @@ def test_global_pass_over_arrays_decides_like_the_in_memory_functions(tmp_path: 
         }
     )
     shards = [table.slice(start, 500) for start in range(0, rows, 500)]
-    cfg = FilterConfig(humans=None, dedup=DedupConfig(exact=True), cap=CapConfig(max_per_creator=30))
+    cfg = FilterConfig(humans=None, dedup=DedupConfig(exact_key="pixels"), cap=CapConfig(max_per_creator=10))
     decisions = global_decisions(_staged(tmp_path / "staged", shards), cfg, None)
     found = {}
     for position in range(len(shards)):

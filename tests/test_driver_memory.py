@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from passkit.download import DownloadConfig
 from passkit.download.candidates import CandidateRange, fingerprint, read_range, scan_candidates
 from passkit.download.runner import DownloadError, load_plan, plan_tasks, scan
 from passkit.run.filter import FilterConfig, global_decisions
+from passkit.run.memory import POOL_ENV
 from passkit.stages.cap import CapConfig, cap_decisions
 from passkit.stages.dedup import DedupConfig, dedup_decisions
 
@@ -169,3 +171,23 @@ def test_exact_dedup_sorts_by_prefix_and_splits_prefix_collisions(prefix_collisi
     assert {key: d.dup_of for key, d in decisions.items()} == {
         "k3": "k0", "k6": "k0", "k4": "k1", "k7": "k1", "k5": "k2", "k8": "k2",
     }  # fmt: skip
+
+
+POOL = """
+from passkit.run.memory import use_returning_memory_pool
+asked = use_returning_memory_pool()
+import pyarrow as pa
+print(asked, pa.default_memory_pool().backend_name)
+"""
+
+
+def test_build_driver_uses_a_returning_arrow_pool() -> None:
+    env = {key: value for key, value in os.environ.items() if key != POOL_ENV}
+    asked, used = subprocess.run(
+        [sys.executable, "-c", POOL], capture_output=True, text=True, check=True, env=env
+    ).stdout.split()
+    assert used == asked and used in ("jemalloc", "system")
+    mine = subprocess.run(
+        [sys.executable, "-c", POOL], capture_output=True, text=True, check=True, env={**env, POOL_ENV: "system"}
+    ).stdout.split()
+    assert mine == ["system", "system"], "a user's ARROW_DEFAULT_MEMORY_POOL wins"

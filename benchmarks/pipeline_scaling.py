@@ -11,7 +11,7 @@ own process's peak (VmHWM) is read from /proc while it runs.
 Prints, per size: records/s of each stage (run.json timings), end-to-end records/s, peak RSS (tree, driver); then
 the ratios large / small. Targets: RSS ratio <= 1.2, throughput within 10 % (ratio >= 0.9).
 
-    python benchmarks/pipeline_scaling.py [--sizes 10000 100000] [--workers 2] [--keep DIR]
+    python benchmarks/pipeline_scaling.py [--sizes 10000 100000] [--workers 2] [--no-release] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def write_pool(path: Path, count: int, base: str) -> None:
     )
 
 
-def write_config(path: Path, pool: Path, out: Path, workers: int) -> None:
+def write_config(path: Path, pool: Path, out: Path, workers: int, release: bool = True) -> None:
     path.write_text(
         f"""out = "{out}"
 [sources]
@@ -100,6 +100,8 @@ retries = 1
 enabled = false
 [runner]
 workers = {workers}
+[release]
+enabled = {"true" if release else "false"}
 """
     )
 
@@ -139,11 +141,11 @@ def driver_hwm(pid: int) -> int:
     return 0
 
 
-def run_size(count: int, folder: Path, base: str, workers: int) -> dict:
+def run_size(count: int, folder: Path, base: str, workers: int, release: bool = True) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     pool, config, out = folder / "pool.parquet", folder / "build.toml", folder / "run"
     write_pool(pool, count, base)
-    write_config(config, pool, out, workers)
+    write_config(config, pool, out, workers, release)
     started = time.monotonic()
     process = subprocess.Popen(
         [sys.executable, "-m", "passkit.cli", "build", str(config)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
@@ -173,6 +175,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs=2, default=[10_000, 100_000])
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--no-release",
+        action="store_true",
+        help="stop after the filter (measure the pipeline without the release step)",
+    )
     parser.add_argument("--keep", type=Path, help="keep the runs in this folder (default: a temporary one)")
     args = parser.parse_args()
     context = multiprocessing.get_context("spawn")
@@ -185,7 +192,7 @@ def main() -> None:
     results = []
     try:
         for count in args.sizes:
-            result = run_size(count, root / f"n{count}", base, args.workers)
+            result = run_size(count, root / f"n{count}", base, args.workers, not args.no_release)
             results.append(result)
             stages = "  ".join(
                 f"{stage} {items / secs:,.0f}/s" if secs and items else f"{stage} -"

@@ -315,11 +315,13 @@ def test_cli_download_prints_a_summary_that_adds_up(tmp_path: Path) -> None:
 def test_shard_tasks_carry_only_their_own_rows(tmp_path: Path) -> None:
     import pickle
 
-    from passkit.download.runner import load_plan, plan_tasks, read_candidates
+    from passkit.download.runner import load_plan, plan_tasks, scan
 
     urls = {f"img-{i:05d}": f"http://127.0.0.1:9/img/{i}.jpg" for i in range(20_000)}
-    table = read_candidates(write_candidates(tmp_path / "c.parquet", urls))
+    path = write_candidates(tmp_path / "c.parquet", urls)
+    candidates = scan(path)
     (tmp_path / "out").mkdir()
-    tasks = plan_tasks(tmp_path / "out", table, load_plan(tmp_path / "out", table, 100), FAST, tmp_path)
-    assert len(tasks) == 200 and tasks[-1].rows["key"].to_pylist()[-1] == "img-19999"
-    assert len(pickle.dumps(tasks[0])) * 50 < len(pickle.dumps(table)), "a task must not pickle the whole table"
+    tasks = plan_tasks(tmp_path / "out", candidates, load_plan(tmp_path / "out", candidates, 100), FAST, tmp_path)
+    assert len(tasks) == 200 and tasks[-1].candidate_rows()["key"].to_pylist()[-1] == "img-19999"
+    assert tasks[7].candidate_rows()["key"].to_pylist() == [f"img-{i:05d}" for i in range(700, 800)]
+    assert len(pickle.dumps(tasks[0])) * 50 < len(pickle.dumps(pq.read_table(path))), "a task pickles its rows only"

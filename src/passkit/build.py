@@ -180,6 +180,15 @@ def _manifest_rows(folder: Path) -> int:
     return sum(pq.read_metadata(shard.manifest).num_rows for shard in list_shards(folder))
 
 
+def reject_counts(rejects: Path) -> Counter[str]:
+    """Rows per reason of select's rejects file, counted batch by batch (the file can hold most of the pool)."""
+    counts: Counter[str] = Counter()
+    for batch in pq.ParquetFile(rejects).iter_batches(batch_size=65_536, columns=["reason"]):
+        for item in batch.column(0).value_counts().to_pylist():
+            counts[item["values"]] += item["counts"]
+    return counts
+
+
 # ---- stages ------------------------------------------------------------------------------------------------------
 
 
@@ -216,8 +225,7 @@ def run_select_step(cfg: BuildConfig, run_dir: Path, report: BuildReport, consol
         report.problems += summary.problems
         timing.items = summary.rows_in
     report.candidates = pq.read_metadata(candidates).num_rows
-    reasons = pq.read_table(rejects, columns=["reason"]).column("reason")
-    report.select_rejects = Counter({item["values"]: item["counts"] for item in reasons.value_counts().to_pylist()})
+    report.select_rejects = reject_counts(rejects)
     report.records = report.candidates + sum(report.select_rejects.values())
     timing.seconds = time.monotonic() - started
     report.timings.append(timing)

@@ -360,6 +360,9 @@ def build(
     workers: Annotated[int | None, typer.Option(help="Shard worker processes (overrides runner.workers).")] = None,
 ) -> None:
     """Run select -> download -> filter -> release in one resumable command."""
+    from passkit.run.memory import use_returning_memory_pool
+
+    use_returning_memory_pool()  # before pyarrow loads: the driver's memory stays flat in the number of records
     from passkit.build import BuildError, print_report
     from passkit.build import build as run_build
     from passkit.config import ConfigError, load_config, render, with_overrides

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import time
@@ -27,10 +26,9 @@ import pyarrow.parquet as pq
 from rich.console import Console
 
 from passkit.core.atomic import atomic_path
-from passkit.core.candidates import CANDIDATE_COLUMNS
-from passkit.core.keys import is_valid_key
 from passkit.core.manifest import FAILED, KEPT, read_manifest
 from passkit.core.shards import list_shards, superseded_keys
+from passkit.download.candidates import CandidateRange, CandidatesError, CandidatesScan, rows_with_keys, scan_candidates
 from passkit.download.config import DownloadConfig
 from passkit.download.policy import is_retryable
 from passkit.download.shard import ShardResult, ShardTask, download_shard
@@ -77,31 +75,12 @@ class DownloadReport:
         return not self.failed_shards
 
 
-def read_candidates(path: Path) -> pa.Table:
-    """Read and check candidates.parquet: contract columns present, keys valid and unique."""
+def scan(path: Path) -> CandidatesScan:
+    """Check candidates.parquet (contract columns, keys valid and unique) and fingerprint it, streaming."""
     try:
-        table = pq.read_table(path)
-    except (OSError, pa.ArrowException) as error:
-        raise DownloadError(f"cannot read candidates {path}: {error}") from error
-    missing = [name for name in CANDIDATE_COLUMNS if name not in table.column_names]
-    if missing:
-        raise DownloadError(f"{path}: missing candidate columns {missing} (see the candidates.parquet contract)")
-    keys = table.column("key").to_pylist()
-    bad = [key for key in keys if not is_valid_key(key)]
-    if bad:
-        raise DownloadError(f"{path}: {len(bad)} invalid keys, e.g. {bad[:3]!r}")
-    if len(set(keys)) != len(keys):
-        seen: set[str] = set()
-        repeated = sorted({key for key in keys if key in seen or seen.add(key)})
-        raise DownloadError(f"{path}: {len(repeated)} keys appear more than once, e.g. {repeated[:3]!r}")
-    return table
-
-
-def fingerprint(table: pa.Table) -> str:
-    digest = hashlib.sha256()
-    for key, url in zip(table.column("key").to_pylist(), table.column("url").to_pylist(), strict=True):
-        digest.update(f"{key}\t{url}\n".encode())
-    return digest.hexdigest()
+        return scan_candidates(path)
+    except CandidatesError as error:
+        raise DownloadError(str(error)) from error
 
 
 @contextlib.contextmanager
@@ -117,17 +96,17 @@ def locked(out: Path) -> Iterator[None]:
         yield
 
 
-def load_plan(out: Path, table: pa.Table, shard_size: int | None) -> Plan:
+def load_plan(out: Path, candidates: CandidatesScan, shard_size: int | None) -> Plan:
     """The folder's plan, created on the first run; a rerun must bring the same candidates and shard size."""
     plan = saved_plan(out)
     if plan is not None:
-        if plan.candidates_fingerprint != fingerprint(table):
+        if plan.candidates_fingerprint != candidates.fingerprint:
             raise DownloadError(f"{out} was started from other candidates; use another --out or the same file")
         if shard_size is not None and shard_size != plan.shard_size:
             raise DownloadError(f"{out} was started with --shard-size {plan.shard_size}, not {shard_size}")
         return plan
     size = shard_size or DEFAULT_SHARD_SIZE
-    plan = Plan(table.num_rows, fingerprint(table), size, -(-table.num_rows // size))
+    plan = Plan(candidates.rows, candidates.fingerprint, size, -(-candidates.rows // size))
     save_plan(out, plan)
     return plan
 
@@ -166,18 +145,31 @@ def _retry_round_path(out: Path, round_: int) -> Path:
     return out / STATE_DIR / f"round-{round_:02d}.parquet"
 
 
-def plan_tasks(out: Path, table: pa.Table, plan: Plan, config: DownloadConfig, base_dir: Path) -> list[ShardTask]:
-    """Every shard of the plan (first pass and recorded retry rounds); the runner skips the finished ones."""
+def plan_tasks(
+    out: Path, candidates: CandidatesScan, plan: Plan, config: DownloadConfig, base_dir: Path
+) -> list[ShardTask]:
+    """Every shard of the plan (first pass and recorded retry rounds); the runner skips the finished ones.
+
+    A first-pass task names its row range of the candidates file (the worker reads it); a retry round's tasks carry
+    their rows, picked out of the file in one streaming pass (memory: the retried rows only)."""
+    source = str(candidates.path.resolve())
     tasks = [
         ShardTask(
-            str(out), index, _own_copy(table.slice(index * plan.shard_size, plan.shard_size)), config, str(base_dir)
+            str(out),
+            index,
+            CandidateRange(
+                source, index * plan.shard_size, min(plan.shard_size, plan.candidates_rows - index * plan.shard_size)
+            ),
+            config,
+            str(base_dir),
         )
         for index in range(plan.first_pass_shards)
     ]
     for retry in plan.retry_rounds:
         assignment = pq.read_table(_retry_round_path(out, retry["round"]))
         assignment = assignment.sort_by([("shard", "ascending"), ("key", "ascending")])
-        rows = table.take(pc.index_in(assignment["key"], value_set=table["key"]))  # any column types
+        found = rows_with_keys(candidates.path, assignment["key"].combine_chunks())
+        rows = found.take(pc.index_in(assignment["key"], value_set=found["key"]))  # assignment order
         shard_of_row = assignment["shard"].to_numpy()
         for index in range(retry["first_shard"], retry["first_shard"] + retry["shards"]):
             start, stop = np.searchsorted(shard_of_row, [index, index + 1])
@@ -207,20 +199,32 @@ def final_rows(out: str | os.PathLike[str]) -> pa.Table:
     return pa.concat_tables(tables, promote_options="default").sort_by([("key", "ascending")])
 
 
+def current_rows(out: Path, columns: list[str]) -> Iterator[pa.Table]:
+    """Each finished shard's manifest columns without its superseded rows (a later retry round holds the key)."""
+    shards = list_shards(out)
+    plan = saved_plan(out)
+    stale = superseded_keys(shards) if plan is None or plan.retry_rounds else {}
+    for shard in shards:
+        manifest = pq.read_table(shard.manifest, columns=columns)
+        if shard.index in stale:
+            old_rows = pc.is_in(manifest["key"], pa.array(sorted(stale[shard.index]), pa.string()))
+            manifest = manifest.filter(pc.invert(old_rows))
+        yield manifest
+
+
 def new_retry_round(out: Path, plan: Plan) -> int:
     """Record a retry round for the keys whose latest row failed with a retryable reason; returns its size."""
-    rows = final_rows(out)
-    if rows.num_rows == 0:
-        return 0
-    retry_keys = [
-        key
-        for key, status, reason in zip(
-            rows["key"].to_pylist(), rows["status"].to_pylist(), rows["reason"].to_pylist(), strict=True
-        )
-        if status == FAILED and is_retryable(reason)
-    ]
+    retry_keys: list[str] = []
+    for rows in current_rows(out, ["key", "status", "reason"]):
+        failed = rows.filter(pc.equal(rows["status"], FAILED))
+        retry_keys += [
+            key
+            for key, reason in zip(failed["key"].to_pylist(), failed["reason"].to_pylist(), strict=True)
+            if is_retryable(reason)
+        ]
     if not retry_keys:
         return 0
+    retry_keys.sort()
     round_ = 1 + max([1, *(r["round"] for r in plan.retry_rounds)])
     first = plan.next_shard
     shards = [first + i // plan.shard_size for i in range(len(retry_keys))]
@@ -247,22 +251,22 @@ def download(
     out_path = Path(out)
     if shard_size is not None and shard_size < 1:
         raise DownloadError(f"--shard-size must be >= 1, got {shard_size}")
-    table = read_candidates(candidates_path)
+    candidates_scan = scan(candidates_path)
     base_dir = candidates_path.resolve().parent
     started = time.monotonic()
-    report = DownloadReport(table.num_rows, {}, 0, 0, [], 0, 0.0)
+    report = DownloadReport(candidates_scan.rows, {}, 0, 0, [], 0, 0.0)
     with locked(out_path):
-        plan = load_plan(out_path, table, shard_size)
+        plan = load_plan(out_path, candidates_scan, shard_size)
         remove_leftovers(out_path)
-        tasks = plan_tasks(out_path, table, plan, config, base_dir)
+        tasks = plan_tasks(out_path, candidates_scan, plan, config, base_dir)
         report.shards_skipped = sum(task.paths.done for task in tasks)
         _run(tasks, workers, console, report)
         if retry_failed and report.complete:
             report.retried = new_retry_round(out_path, plan)
             if report.retried:
-                _run(plan_tasks(out_path, table, plan, config, base_dir), workers, console, report)
+                _run(plan_tasks(out_path, candidates_scan, plan, config, base_dir), workers, console, report)
     report.seconds = time.monotonic() - started
-    report.counts = _counts(final_rows(out_path), table.num_rows)
+    report.counts = _counts(out_path, candidates_scan.rows)
     return report
 
 
@@ -283,13 +287,16 @@ def _run(tasks: list[ShardTask], workers: int, console: Console | None, report: 
     report.failed_shards = [(task.index, error) for task, error in run.failed]
 
 
-def _counts(rows: pa.Table, candidates: int) -> dict[str, int]:
+def _counts(out: Path, candidates: int) -> dict[str, int]:
+    """Outcome per candidate (kept or the failure reason), summed shard by shard over the current rows."""
     counts: dict[str, int] = {}
-    if rows.num_rows:
-        for status, reason in zip(rows["status"].to_pylist(), rows["reason"].to_pylist(), strict=True):
-            label = KEPT if status == KEPT else reason
-            counts[label] = counts.get(label, 0) + 1
-    pending = candidates - rows.num_rows
+    rows_seen = 0
+    for rows in current_rows(out, ["key", "status", "reason"]):
+        rows_seen += rows.num_rows
+        labels = pc.if_else(pc.equal(rows["status"], KEPT), KEPT, rows["reason"])
+        for item in pc.value_counts(labels).to_pylist():
+            counts[item["values"]] = counts.get(item["values"], 0) + item["counts"]
+    pending = candidates - rows_seen
     if pending:
         counts["pending"] = pending
     return counts

@@ -23,6 +23,7 @@ from passkit.core.manifest import ManifestBuilder, status_counts, write_manifest
 from passkit.core.sample import Sample
 from passkit.core.shards import ShardPaths
 from passkit.core.tar import ShardWriter
+from passkit.download.candidates import CandidateRange
 from passkit.download.config import DownloadConfig
 from passkit.download.fetch import Fetcher, Outcome, open_session
 
@@ -49,8 +50,9 @@ MANIFEST_SCHEMA = pa.schema(
 class ShardTask:
     out: str
     index: int
-    rows: pa.Table
-    """Candidate rows of this shard (the candidates.parquet columns)."""
+    rows: pa.Table | CandidateRange
+    """Candidate rows of this shard (the candidates.parquet columns), or the row range of the candidates file that
+    holds them (read by the worker, so the driver and the pickled task stay small)."""
     config: DownloadConfig
     base_dir: str
     """Folder that relative local paths are resolved from (the candidates file's folder)."""
@@ -59,6 +61,9 @@ class ShardTask:
     @property
     def paths(self) -> ShardPaths:
         return ShardPaths(Path(self.out), self.index)
+
+    def candidate_rows(self) -> pa.Table:
+        return self.rows.read() if isinstance(self.rows, CandidateRange) else self.rows
 
 
 @dataclass(frozen=True)
@@ -145,8 +150,8 @@ def record(manifest: ManifestBuilder, sink: KeyOrderedSink, row: dict[str, Any],
     return len(outcome.data)
 
 
-async def _fetch_all(task: ShardTask, writer: ShardWriter, manifest: ManifestBuilder) -> int:
-    rows = sorted(task.rows.to_pylist(), key=lambda row: row["key"])  # dispatched in key order
+async def _fetch_all(task: ShardTask, candidates: pa.Table, writer: ShardWriter, manifest: ManifestBuilder) -> int:
+    rows = sorted(candidates.to_pylist(), key=lambda row: row["key"])  # dispatched in key order
     sink = KeyOrderedSink(writer, [row["key"] for row in rows])
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     for row in rows:
@@ -172,8 +177,9 @@ def download_shard(task: ShardTask) -> ShardResult:
     paths = task.paths
     manifest = ManifestBuilder()
     started = time.monotonic()
+    candidates = task.candidate_rows()
     with ShardWriter(paths.tar) as writer:
-        stored = asyncio.run(_fetch_all(task, writer, manifest))
+        stored = asyncio.run(_fetch_all(task, candidates, writer, manifest))
     table = manifest.to_table(MANIFEST_SCHEMA)
-    write_manifest(paths.manifest, table, expected_keys=task.rows.column("key").to_pylist())
+    write_manifest(paths.manifest, table, expected_keys=candidates.column("key").to_pylist())
     return ShardResult(task.index, status_counts(table), stored, time.monotonic() - started)

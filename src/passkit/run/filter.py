@@ -31,19 +31,26 @@ from rich.progress import track
 
 from passkit.core.atomic import publish, temp_path_for
 from passkit.core.manifest import FAILED, KEPT, REJECTED, read_manifest, write_manifest
-from passkit.core.reasons import CAP_CREATOR, reason_stage
+from passkit.core.reasons import CAP_CREATOR, DEDUP_EXACT, reason_stage
 from passkit.core.sample import IMAGE_EXTENSIONS, Sample
 from passkit.core.shards import ShardPaths, list_shards, superseded_keys
 from passkit.core.stage import StageResult
 from passkit.core.tar import ShardError, ShardWriter, read_shard
 from passkit.run.local import run_shards
-from passkit.stages.cap import CapConfig, cap_table
+from passkit.stages.cap import CapConfig, cap_rank
 from passkit.stages.dedup import (
+    EXACT_CODE,
+    KEPT_CODE,
+    NEAR_CODE,
+    DedupArrays,
     DedupConfig,
     confirm_pixel_exact,
-    dedup_decisions,
+    decisions_of,
+    dedup_arrays,
     dedup_measure_stage,
+    exact_digests,
     hashes_from_hex,
+    key_ranks,
     phash_hex,
 )
 from passkit.stages.humans import HumansConfig, humans_stage
@@ -306,30 +313,143 @@ class GlobalDecision:
     distance: int | None = None
 
 
-def global_decisions(
-    staged: Sequence[ShardPaths], cfg: FilterConfig, eval_set: EvalSet | None
-) -> dict[str, GlobalDecision]:
+NO_CREATOR = -1
+
+
+@dataclass
+class KeptColumns:
+    """What the global pass needs of every kept pass-1 row, shard after shard, in fixed-width arrays: the only
+    state that grows with the dataset (about 90 bytes a row: the key as Arrow text, 32-byte exact digest, pHash,
+    pixels, creator code; the creator names once each)."""
+
+    keys: list[pa.Array] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=lambda: [0])
+    hashes: list[np.ndarray] = field(default_factory=list)
+    has_phash: list[np.ndarray] = field(default_factory=list)
+    digests: list[np.ndarray] = field(default_factory=list)
+    pixels: list[np.ndarray] = field(default_factory=list)
+    creators: list[np.ndarray] = field(default_factory=list)
+    creator_codes: dict[str, int] = field(default_factory=dict)
+
+    def add(self, manifest: Path, exact: bool) -> None:
+        table = _global_columns(manifest)
+        rows = table.num_rows
+        self.keys.append(table.column("key").combine_chunks().cast(pa.string()))
+        self.offsets.append(self.offsets[-1] + rows)
+        phash = table.column("phash")
+        present = pc.is_valid(phash).to_numpy(zero_copy_only=False)
+        hashes = np.zeros(rows, np.uint64)
+        hashes[present] = hashes_from_hex(phash.drop_null().to_pylist())
+        self.hashes.append(hashes)
+        self.has_phash.append(present)
+        if exact:
+            self.digests.append(exact_digests(table.column("exact_sha256").to_pylist()))
+        pixels = table.column("pixels").fill_null(0).to_numpy(zero_copy_only=False)
+        self.pixels.append(np.asarray(pixels, np.int64))
+        codes = np.full(rows, NO_CREATOR, np.int32)
+        for row, creator in enumerate(table.column("creator").to_pylist()):
+            if creator:
+                codes[row] = self.creator_codes.setdefault(creator, len(self.creator_codes))
+        self.creators.append(codes)
+
+
+class GlobalDecisions:
+    """Dedup and cap decisions over every kept pass-1 row, as arrays; :meth:`for_shard` names one shard's."""
+
+    def __init__(self, keys: pa.ChunkedArray, offsets: np.ndarray, dedup: DedupArrays, capped: np.ndarray,
+                 eval_ids: Sequence[str]) -> None:  # fmt: skip
+        self.keys, self.offsets, self.dedup, self.capped, self.eval_ids = keys, offsets, dedup, capped, eval_ids
+
+    def __len__(self) -> int:
+        return int(np.count_nonzero(self.dedup.reason) + np.count_nonzero(self.capped))
+
+    def for_shard(self, position: int) -> dict[str, GlobalDecision]:
+        """``{key: decision}`` for the rejected rows of the ``position``-th shard given to :func:`global_decisions`."""
+        if len(self.offsets) < 2:
+            return {}
+        rows = np.arange(self.offsets[position], self.offsets[position + 1])
+        decisions = {
+            key: GlobalDecision("dedup", decision.reason, decision.dup_of, decision.distance)
+            for key, decision in decisions_of(self.dedup, rows, self.keys, self.eval_ids).items()
+        }
+        capped = rows[self.capped[rows]]
+        for key in self.keys.take(pa.array(capped, pa.int64())).to_pylist():
+            decisions[key] = GlobalDecision("cap", CAP_CREATOR)
+        return decisions
+
+
+def global_decisions(staged: Sequence[ShardPaths], cfg: FilterConfig, eval_set: EvalSet | None) -> GlobalDecisions:
     """Dedup (eval-set, exact, near) and then cap over the kept rows of every pass-1 shard."""
-    tables = [_global_columns(shard.manifest) for shard in staged]
-    if not tables:
-        return {}
-    table = pa.concat_tables(tables)
-    measured = table.filter(pc.invert(pc.is_null(table.column("phash"))))
-    decisions: dict[str, GlobalDecision] = {}
-    dedup = dedup_decisions(
-        measured,
-        cfg.dedup,
-        eval_set.hashes if eval_set is not None else None,
-        eval_set.ids if eval_set is not None else (),
-    )
+    columns = KeptColumns()
+    for shard in staged:
+        columns.add(shard.manifest, cfg.dedup.exact)
+    keys = pa.chunked_array(columns.keys, pa.string())
+    offsets = np.array(columns.offsets, np.int64)
+    rows = int(offsets[-1])
+
+    def joined(parts: list[np.ndarray], dtype: Any, shape: tuple[int, ...] = ()) -> np.ndarray:
+        return np.concatenate(parts) if parts else np.zeros((0, *shape), dtype)
+
+    hashes, has_phash = joined(columns.hashes, np.uint64), joined(columns.has_phash, bool)
+    creators = joined(columns.creators, np.int32)
+    measured = np.flatnonzero(has_phash)
+    digests = joined(columns.digests, np.uint64, (4,))[measured] if cfg.dedup.exact else None
+    pixels = joined(columns.pixels, np.int64)[measured]
+    del columns
+    ranks = key_ranks(keys)[measured] if rows else np.zeros(0, np.int64)
+    found = dedup_arrays(ranks, digests, hashes[measured], pixels, cfg.dedup, eval_set.hashes if eval_set else None)
+    dedup = DedupArrays.empty(rows)
+    dedup.reason[measured], dedup.distance[measured] = found.reason, found.distance
+    inside = (found.reason == EXACT_CODE) | (found.reason == NEAR_CODE)
+    dup_of = found.dup_of.copy()
+    dup_of[inside] = measured[found.dup_of[inside]]
+    dedup.dup_of[measured] = dup_of
+    eval_ids = eval_set.ids if eval_set is not None else ()
     if cfg.dedup.exact and cfg.dedup.exact_key == "stored":
-        dedup = confirm_pixel_exact(dedup, measured, lambda keys: stored_images(staged, keys), cfg.validate.limits)
-    for key, decision in dedup.items():
-        decisions[key] = GlobalDecision("dedup", decision.reason, decision.dup_of, decision.distance)
-    survivors = table.filter(pc.invert(pc.is_in(table.column("key"), pa.array(list(decisions), pa.string()))))
-    for key in cap_table(survivors, cfg.cap):
-        decisions[key] = GlobalDecision("cap", CAP_CREATOR)
-    return decisions
+        _confirm_pixel_exact(dedup, keys, hashes, has_phash, staged, cfg.validate.limits)
+    capped = np.zeros(rows, dtype=bool)
+    if cfg.cap.max_per_creator is not None:
+        survivors = (dedup.reason == KEPT_CODE) & (creators != NO_CREATOR)
+        counts = np.bincount(creators[survivors], minlength=1)
+        over = np.flatnonzero(counts > cfg.cap.max_per_creator)
+        if len(over):
+            members = np.flatnonzero(survivors & np.isin(creators, over))
+            names = keys.take(pa.array(members, pa.int64())).to_pylist()
+            ranked = sorted(
+                zip(creators[members].tolist(), (cap_rank(cfg.cap.seed, key) for key in names), members.tolist(),
+                    strict=True)
+            )  # fmt: skip
+            seen: dict[int, int] = {}
+            for creator, _, row in ranked:
+                seen[creator] = seen.get(creator, 0) + 1
+                if seen[creator] > cfg.cap.max_per_creator:
+                    capped[row] = True
+    return GlobalDecisions(keys, offsets, dedup, capped, eval_ids)
+
+
+def _confirm_pixel_exact(
+    dedup: DedupArrays,
+    keys: pa.ChunkedArray,
+    hashes: np.ndarray,
+    has_phash: np.ndarray,
+    staged: Sequence[ShardPaths],
+    limits: DecodeLimits,
+) -> None:
+    """Near duplicates pixel-identical to an earlier copy become exact ones (see ``confirm_pixel_exact``); only the
+    rows of pHash groups that hold a near duplicate are looked at."""
+    near = np.flatnonzero(dedup.reason == NEAR_CODE)
+    if len(near) == 0:
+        return
+    members = np.flatnonzero(has_phash & np.isin(hashes, hashes[near]))
+    member_keys = keys.take(pa.array(members, pa.int64())).to_pylist()
+    row_of = dict(zip(member_keys, members.tolist(), strict=True))
+    near_decisions = decisions_of(dedup, near, keys)
+    measured = pa.table({"key": member_keys, "phash": pa.array(hashes[members], pa.uint64())})
+    confirmed = confirm_pixel_exact(near_decisions, measured, lambda wanted: stored_images(staged, wanted), limits)
+    for key, decision in confirmed.items():
+        if decision.reason == DEDUP_EXACT and near_decisions[key].reason != DEDUP_EXACT:
+            row = row_of[key]
+            dedup.reason[row], dedup.dup_of[row], dedup.distance[row] = EXACT_CODE, row_of[decision.dup_of], 0
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
@@ -462,9 +582,9 @@ def run_filter(
         summary.problems += [f"{task.source.name}: {problem}" for problem in outcome.problems]
     done = [task for task in tasks if task.staged.done]
     decisions = global_decisions([task.staged for task in done], cfg, eval_set)
-    for task in track(done, description="dedup + cap", console=console or Console(stderr=True)):
+    for position, task in enumerate(track(done, description="dedup + cap", console=console or Console(stderr=True))):
         final = ShardPaths(out, task.source.index)
-        apply_decisions(task.staged, final, decisions)
+        apply_decisions(task.staged, final, decisions.for_shard(position))
         input_keys = set(pq.read_table(task.source.manifest, columns=["key"]).column("key").to_pylist())
         input_keys -= task.superseded
         final_keys = set(pq.read_table(final.manifest, columns=["key"]).column("key").to_pylist())

@@ -30,7 +30,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from passkit.core.shards import ShardPaths, superseded_keys
 from passkit.detect.registry import MODELS_ENV
-from passkit.download.runner import load_plan, locked, plan_tasks, read_candidates, remove_leftovers
+from passkit.download.runner import load_plan, locked, plan_tasks, remove_leftovers, scan
 from passkit.download.shard import download_shard
 from passkit.run.filter import PER_SHARD_DIR, ShardTask, filter_shard, shard_stages
 from passkit.stages.humans import HumansConfig, humans_stage
@@ -184,12 +184,11 @@ def run_on_ray(
     chain = tuple(shard_stages(filter_cfg))
     staged_root = filtered_dir / PER_SHARD_DIR
     try:
-        table = read_candidates(candidates)
+        candidates_scan = scan(candidates)
         with locked(download_dir):
-            plan = load_plan(download_dir, table, cfg.sharding.shard_size)
+            plan = load_plan(download_dir, candidates_scan, cfg.sharding.shard_size)
             remove_leftovers(download_dir)
-            download_tasks = plan_tasks(download_dir, table, plan, cfg.download, candidates.resolve().parent)
-            del table
+            download_tasks = plan_tasks(download_dir, candidates_scan, plan, cfg.download, candidates.resolve().parent)
             streamed = not plan.retry_rounds  # retried keys supersede earlier rows: filter after all downloads
 
             def filter_task(index: int, superseded: frozenset[str] = frozenset()) -> ShardTask:

@@ -34,7 +34,8 @@ class CapConfig:
             raise ValueError("max_per_creator must be >= 1 (or None for no cap)")
 
 
-def _rank(seed: str, key: str) -> bytes:
+def cap_rank(seed: str, key: str) -> bytes:
+    """The order in which a creator's images stay: sha256 of the seed and the key."""
     return hashlib.sha256(f"{seed}\x00{key}".encode()).digest()
 
 
@@ -49,7 +50,7 @@ def cap_decisions(keys: list[str], creators: list[str | None], cfg: CapConfig) -
     rejected: dict[str, str] = {}
     for creator, members in by_creator.items():
         if len(members) > cfg.max_per_creator:
-            members.sort(key=lambda key: _rank(cfg.seed, key))
+            members.sort(key=lambda key: cap_rank(cfg.seed, key))
             rejected.update(dict.fromkeys(members[cfg.max_per_creator :], creator))
     return rejected
 

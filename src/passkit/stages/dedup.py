@@ -43,6 +43,7 @@ PHASH_SIZE = 32
 PHASH_BITS = 8  # the top-left 8x8 DCT coefficients -> 64 bits
 _MAX_CHUNK_BITS = 22  # counting tables of at most 2**22 entries (32 MiB)
 _PAIR_BLOCK = 1 << 22  # candidate pairs checked per numpy block
+_OFFSET_BLOCK = 1 << 18  # bucket offsets computed per block
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,16 @@ def _layout(radius: int, n_index: int, n_query: int) -> list[int]:
     return best[1]
 
 
+def _bucket_offsets(ordered: np.ndarray, width: int, dtype: type) -> np.ndarray:
+    """Start of every bucket value ``0..2**width`` in the sorted chunk values, found in blocks so that the table is
+    the only allocation of its size (a bincount + cumsum would hold three int64 copies: ~80 MiB at 22 bits)."""
+    offsets = np.empty((1 << width) + 1, dtype=dtype)
+    for start in range(0, len(offsets), _OFFSET_BLOCK):
+        values = np.arange(start, min(start + _OFFSET_BLOCK, len(offsets)), dtype=np.int64)
+        offsets[start : start + len(values)] = np.searchsorted(ordered, values, side="left")
+    return offsets
+
+
 class HammingIndex:
     """Multi-index hashing over uint64 hashes: all (query, item) pairs within a Hamming radius, vectorised."""
 
@@ -196,8 +207,7 @@ class HammingIndex:
         for index, width in enumerate(self.widths):
             chunk = self._chunk(self.hashes, index)
             order = np.argsort(chunk, kind="stable").astype(index_type)
-            offsets = np.zeros((1 << width) + 1, dtype=index_type)
-            np.cumsum(np.bincount(chunk, minlength=1 << width), out=offsets[1:])
+            offsets = _bucket_offsets(chunk[order], width, index_type)
             query_chunk = self._chunk(queries, index)
             for mask in _masks(width, min(sub_radius, width)).astype(np.int32):
                 probe = query_chunk ^ mask
@@ -254,9 +264,108 @@ class Decision:
     distance: int
 
 
-def _priority_order(keys: list[str], pixels: np.ndarray) -> np.ndarray:
+KEPT_CODE, EVAL_CODE, EXACT_CODE, NEAR_CODE = 0, 1, 2, 3
+REASON_OF_CODE = {EVAL_CODE: DEDUP_EVAL_SET, EXACT_CODE: DEDUP_EXACT, NEAR_CODE: DEDUP_NEAR}
+
+
+@dataclass
+class DedupArrays:
+    """Decisions for rows ``0..n-1`` in fixed-width arrays (the global pass holds these, not Python objects)."""
+
+    reason: np.ndarray  # int8: KEPT_CODE or the code of the dedup reason
+    dup_of: np.ndarray  # int64: the kept row it duplicates (exact, near), the evaluation item (eval-set), or -1
+    distance: np.ndarray  # int16: Hamming distance (0 for exact)
+
+    @classmethod
+    def empty(cls, rows: int) -> DedupArrays:
+        return cls(np.zeros(rows, np.int8), np.full(rows, -1, np.int64), np.zeros(rows, np.int16))
+
+
+def exact_digests(values: Sequence[str | None]) -> np.ndarray:
+    """``exact_sha256`` strings -> (n, 4) uint64: the digest of 64-hex values, else a sha256 of the text (so equal
+    strings compare equal); all zeros for a missing value, which is never an exact duplicate."""
+    out = np.zeros((len(values), 32), np.uint8)
+    for row, value in enumerate(values):
+        if not value:
+            continue
+        try:
+            digest = bytes.fromhex(value) if len(value) == 64 else b""
+        except ValueError:
+            digest = b""
+        out[row] = np.frombuffer(digest or hashlib.sha256(f"exact:{value}".encode()).digest(), np.uint8)
+    return out.view(">u8").astype(np.uint64).reshape(len(values), 4)
+
+
+def key_ranks(keys: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Each key's position in key order (UTF-8 byte order = code point order)."""
+    order = pc.sort_indices(keys).to_numpy()
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
+    return rank
+
+
+def _priority_order(key_rank: np.ndarray, pixels: np.ndarray) -> np.ndarray:
     """Indices in keep-first order: more pixels first, then key."""
-    return np.lexsort((np.array(keys, dtype=object).astype(str), -pixels.astype(np.int64)))
+    return np.lexsort((key_rank, -pixels.astype(np.int64)))
+
+
+def dedup_arrays(
+    key_rank: np.ndarray,
+    digests: np.ndarray | None,
+    hashes: np.ndarray,
+    pixels: np.ndarray,
+    cfg: DedupConfig,
+    eval_hashes: np.ndarray | None = None,
+) -> DedupArrays:
+    """The global dedup pass over fixed-width columns of ``n`` rows: key order rank, exact digests ((n, 4) uint64,
+    or None when exact dedup is off), 64-bit pHashes and pixel counts. Same decisions as :func:`dedup_decisions`."""
+    rows = len(hashes)
+    result = DedupArrays.empty(rows)
+    if rows == 0:
+        return result
+    alive = np.ones(rows, dtype=bool)
+    if eval_hashes is not None and len(eval_hashes):
+        index = HammingIndex(eval_hashes, cfg.eval_radius, expected_queries=rows)
+        query, item, distance = index.search(hashes)
+        if len(query):
+            best = np.lexsort((item, distance, query))  # per query: nearest, then lowest item
+            query, item, distance = query[best], item[best], distance[best]
+            first = np.concatenate(([True], query[1:] != query[:-1]))
+            hit = query[first]
+            result.reason[hit], result.dup_of[hit], result.distance[hit] = EVAL_CODE, item[first], distance[first]
+            alive[hit] = False
+
+    order = _priority_order(key_rank, pixels)
+    if cfg.exact and digests is not None:
+        measured = digests.any(axis=1)
+        candidates = order[alive[order] & measured[order]]  # keep-first order
+        if len(candidates) > 1:
+            duplicate, first = _exact_duplicates(digests, candidates)
+            result.reason[duplicate] = EXACT_CODE
+            result.dup_of[duplicate] = first
+            result.distance[duplicate] = 0
+            alive[duplicate] = False
+
+    if cfg.near:
+        _near_arrays(hashes, np.flatnonzero(alive), order, cfg.near_threshold, result)
+    return result
+
+
+def _exact_duplicates(digests: np.ndarray, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, the first row of their digest) among ``candidates`` (in keep-first order). Sorted by the digest's
+    first 64 bits only (8 bytes a row, not 32); should two different digests share them, the full sort decides."""
+    prefix = digests[candidates, 0]
+    by_digest = np.lexsort((np.arange(len(candidates)), prefix))  # digest prefix, then priority
+    same = prefix[by_digest[1:]] == prefix[by_digest[:-1]]
+    pairs = np.flatnonzero(same)
+    left, right = candidates[by_digest[pairs]], candidates[by_digest[pairs + 1]]
+    if (digests[left] != digests[right]).any():  # a 64-bit prefix collision (~1e-5 at 17M rows): full sort
+        by_digest = np.lexsort((np.arange(len(candidates)), *digests[candidates].T[::-1]))
+        ordered = digests[candidates[by_digest]]
+        same = (ordered[1:] == ordered[:-1]).all(axis=1)
+    new = np.concatenate(([True], ~same))
+    first_of = np.maximum.accumulate(np.where(new, np.arange(len(candidates)), 0))
+    return candidates[by_digest[~new]], candidates[by_digest[first_of[~new]]]
 
 
 def dedup_decisions(
@@ -266,55 +375,48 @@ def dedup_decisions(
     eval_ids: Sequence[str] = (),
 ) -> dict[str, Decision]:
     """Global pass over rows with ``key, exact_sha256, phash`` (+ optional ``pixels``): key -> rejection."""
-    keys: list[str] = table.column("key").to_pylist()
-    if not keys:
+    if table.num_rows == 0:
         return {}
+    keys = table.column("key")
     pixels = (
         np.array(table.column("pixels").fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
         if "pixels" in table.column_names
-        else np.zeros(len(keys), np.int64)
+        else np.zeros(table.num_rows, np.int64)
     )
+    digests = exact_digests(table.column("exact_sha256").to_pylist()) if cfg.exact else None
     hashes = hashes_from_hex(table.column("phash").to_pylist())
+    result = dedup_arrays(key_ranks(keys), digests, hashes, pixels, cfg, eval_hashes)
+    return decisions_of(result, np.flatnonzero(result.reason), keys, eval_ids)
+
+
+def decisions_of(
+    result: DedupArrays, rows: np.ndarray, keys: pa.Array | pa.ChunkedArray, eval_ids: Sequence[str] = ()
+) -> dict[str, Decision]:
+    """``{key: Decision}`` for those of the given rows that dedup rejects (e.g. the rows of one shard)."""
+    rows = rows[result.reason[rows] != KEPT_CODE]
+    if len(rows) == 0:
+        return {}
+    names = keys.take(pa.array(rows, pa.int64())).to_pylist()
+    inside = result.reason[rows] != EVAL_CODE
+    dup_rows = result.dup_of[rows]
+    dup_names = iter(keys.take(pa.array(dup_rows[inside], pa.int64())).to_pylist())
     decisions: dict[str, Decision] = {}
-    alive = np.ones(len(keys), dtype=bool)
-
-    if eval_hashes is not None and len(eval_hashes):
-        index = HammingIndex(eval_hashes, cfg.eval_radius, expected_queries=len(keys))
-        query, item, distance = index.search(hashes)
-        best: dict[int, tuple[int, int]] = {}
-        for q, i, d in zip(query.tolist(), item.tolist(), distance.tolist(), strict=True):
-            if q not in best or (d, i) < best[q]:
-                best[q] = (d, i)
-        for q, (d, i) in best.items():
-            decisions[keys[q]] = Decision(DEDUP_EVAL_SET, str(eval_ids[i]) if eval_ids else f"eval-{i}", d)
-            alive[q] = False
-
-    order = _priority_order(keys, pixels)
-    if cfg.exact:
-        first_of: dict[str, int] = {}
-        shas = table.column("exact_sha256").to_pylist()
-        for position in order.tolist():
-            if not alive[position]:
-                continue
-            sha = shas[position]
-            if sha in first_of:
-                decisions[keys[position]] = Decision(DEDUP_EXACT, keys[first_of[sha]], 0)
-                alive[position] = False
-            else:
-                first_of[sha] = position
-
-    if cfg.near:
-        survivors = np.flatnonzero(alive)
-        decisions.update(_near_decisions(keys, hashes, survivors, order, cfg.near_threshold))
+    for name, code, dup, distance, is_inside in zip(
+        names, result.reason[rows].tolist(), dup_rows.tolist(), result.distance[rows].tolist(), inside.tolist(),
+        strict=True,
+    ):  # fmt: skip
+        if is_inside:
+            decisions[name] = Decision(REASON_OF_CODE[code], next(dup_names), distance)
+            continue
+        decisions[name] = Decision(REASON_OF_CODE[code], str(eval_ids[dup]) if eval_ids else f"eval-{dup}", distance)
     return decisions
 
 
-def _near_decisions(
-    keys: list[str], hashes: np.ndarray, survivors: np.ndarray, order: np.ndarray, radius: int
-) -> dict[str, Decision]:
-    """Greedy in priority order: a row is dropped iff a row kept before it lies within ``radius``."""
+def _near_arrays(hashes: np.ndarray, survivors: np.ndarray, order: np.ndarray, radius: int, out: DedupArrays) -> None:
+    """Greedy in priority order: a row is dropped iff a row kept before it lies within ``radius``. Python runs only
+    over the rows that have a near neighbour or share their pHash."""
     if survivors.size < 2:
-        return {}
+        return
     unique, group = np.unique(hashes[survivors], return_inverse=True)
     index = HammingIndex(unique, radius)
     left, right, distance = index.search(unique, exclude_self=True)
@@ -323,28 +425,27 @@ def _near_decisions(
     involved_groups[left] = involved_groups[right] = True
     involved_groups |= group_size > 1
     if not involved_groups.any():
-        return {}
+        return
     neighbours: dict[int, list[tuple[int, int]]] = {}
     for a, b, d in zip(left.tolist(), right.tolist(), distance.tolist(), strict=True):
         neighbours.setdefault(a, []).append((d, b))
         neighbours.setdefault(b, []).append((d, a))
-    rank = np.empty(len(keys), dtype=np.int64)
-    rank[order] = np.arange(len(keys))
-    group_of = dict(zip(survivors.tolist(), group.tolist(), strict=True))
+    rank = np.empty(len(hashes), dtype=np.int64)
+    rank[order] = np.arange(len(hashes))
+    involved = survivors[involved_groups[group]]
+    group_of = dict(zip(involved.tolist(), group[involved_groups[group]].tolist(), strict=True))
     kept_in_group: dict[int, int] = {}
-    decisions: dict[str, Decision] = {}
-    for position in sorted((int(p) for p in survivors if involved_groups[group_of[int(p)]]), key=lambda p: rank[p]):
+    for position in involved[np.argsort(rank[involved], kind="stable")].tolist():
         g = group_of[position]
         if g in kept_in_group:
-            decisions[keys[position]] = Decision(DEDUP_NEAR, keys[kept_in_group[g]], 0)
+            out.reason[position], out.dup_of[position], out.distance[position] = NEAR_CODE, kept_in_group[g], 0
             continue
         kept_neighbours = [(d, kept_in_group[other]) for d, other in neighbours.get(g, ()) if other in kept_in_group]
         nearest = min(((d, rank[p], p) for d, p in kept_neighbours), default=None)
         if nearest is None:
             kept_in_group[g] = position
         else:
-            decisions[keys[position]] = Decision(DEDUP_NEAR, keys[nearest[2]], int(nearest[0]))
-    return decisions
+            out.reason[position], out.dup_of[position], out.distance[position] = NEAR_CODE, nearest[2], nearest[0]
 
 
 def confirm_pixel_exact(

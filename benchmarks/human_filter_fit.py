@@ -52,8 +52,11 @@ def feature_sets(passes: list[str], tasks: dict[str, str]) -> dict[str, list[str
     return {"max": best, "rich": rich}
 
 
-def load_images(passes: list[str], files: list[str], decode_side: int) -> list[PassBoxes]:
-    stored = {p: compute(p, decode_side, files) for p in passes}
+def load_images(
+    passes: list[str], files: list[str], decode_side: int, seeds: tuple[str, ...] = ()
+) -> list[PassBoxes]:
+    """Cached boxes per photo; zoom passes re-examine the candidates of ``seeds`` (the preset's person passes)."""
+    stored = {p: compute(p, decode_side, files, seeds=seeds if "@zoom" in p else ()) for p in passes}
     images = []
     for name in files:
         width, height = stored[passes[0]][name]["size"]
@@ -96,7 +99,7 @@ def main() -> None:
         preset = PRESETS[name]
         passes = [p.feature for p in preset.passes]
         tasks = {p.feature: get_entry(p.model).task for p in preset.passes}
-        images = load_images(passes, files, preset.decode_max_side)
+        images = load_images(passes, files, preset.decode_max_side, preset.zoom_seeds)
         rules = {f: t for f, t in RULES.items() if f in passes}
         results = {}
         for set_name, features in feature_sets(passes, tasks).items():

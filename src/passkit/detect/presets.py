@@ -28,6 +28,13 @@ class Preset:
             base.features, base.weights, base.intercept, base.threshold, rules, {**base.tasks, **self._tasks()}, base.cv
         )
 
+    @property
+    def zoom_seeds(self) -> tuple[str, ...]:
+        """The passes whose boxes are the candidates of the zoom passes: every fixed-view person pass."""
+        from passkit.detect.registry import get_entry
+
+        return tuple(p.feature for p in self.passes if not p.zoom and get_entry(p.model).task == "person")
+
     def _tasks(self) -> dict[str, str]:
         from passkit.detect.registry import get_entry
 

@@ -93,9 +93,9 @@ def seed_of(record: dict) -> Seed:
 
 
 def zoom_looks(image: DecodedImage, seeds: Iterable[list[Seed]], count: int, input_side: int) -> list[ZoomLook]:
-    """The windows of the ``count`` candidates among ``seeds`` (one list per person pass, best first), cut from a decode in which each window is at
-    least ``input_side`` pixels long where the photo has that many (the detection decode when it already is, else a
-    sharper decode of the stored bytes, long side <= ``ZOOM_DECODE_MAX_SIDE``)."""
+    """The windows of the ``count`` candidates among ``seeds`` (one list per person pass, best first), cut from a
+    decode in which each window is at least ``input_side`` pixels long where the photo has that many (the detection
+    decode when it already is, else a sharper decode of the stored bytes, long side <= ``ZOOM_DECODE_MAX_SIDE``)."""
     candidates = zoom_candidates(seeds, count)
     windows = [zoom_window(box, image.width, image.height) for _, box in candidates]
     if not windows:
@@ -189,7 +189,9 @@ class Ensemble:
 
     def is_seed(self, feature: str) -> bool:
         """Whether the boxes of pass ``feature`` are zoom candidates (a fixed-view person pass of this ensemble)."""
-        return any(p.feature == feature and not p.zoom and self.detectors[p.model].task == "person" for p in self.passes)
+        return any(
+            p.feature == feature and not p.zoom and self.detectors[p.model].task == "person" for p in self.passes
+        )
 
     def zoom_matches(self, item: Pass, looks: list[ZoomLook]) -> list[Seed | None]:
         """Per candidate, the best box of ``item``'s model found in its window that sits on the candidate (score and

@@ -52,9 +52,7 @@ def feature_sets(passes: list[str], tasks: dict[str, str]) -> dict[str, list[str
     return {"max": best, "rich": rich}
 
 
-def load_images(
-    passes: list[str], files: list[str], decode_side: int, seeds: tuple[str, ...] = ()
-) -> list[PassBoxes]:
+def load_images(passes: list[str], files: list[str], decode_side: int, seeds: tuple[str, ...] = ()) -> list[PassBoxes]:
     """Cached boxes per photo; zoom passes re-examine the candidates of ``seeds`` (the preset's person passes)."""
     stored = {p: compute(p, decode_side, files, seeds=seeds if "@zoom" in p else ()) for p in passes}
     images = []

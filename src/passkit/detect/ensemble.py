@@ -107,8 +107,9 @@ def zoom_looks(image: DecodedImage, seeds: Iterable[list[Seed]], count: int, inp
     for candidate, window in zip(candidates, windows, strict=True):
         x, y, w, h = window
         left, top = min(int(x / scale), width - 1), min(int(y / scale), height - 1)
-        right, bottom = max(left + 1, min(width, math.ceil((x + w) / scale))), max(
-            top + 1, min(height, math.ceil((y + h) / scale))
+        right, bottom = (
+            max(left + 1, min(width, math.ceil((x + w) / scale))),
+            max(top + 1, min(height, math.ceil((y + h) / scale))),
         )
         pixels = source.pixels[top:bottom, left:right]
         looks.append(ZoomLook(candidate, window, pixels, (left, top), scale))

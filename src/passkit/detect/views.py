@@ -4,9 +4,9 @@ pixels. A view is a crop (x, y, w, h) of the decoded image; detections are mappe
 A *zoom* view (``zoomK``) is a second look: after the fixed views, the K best person candidates of the other person
 passes (score >= :data:`ZOOM_FLOOR`, every pass's best first, merged across passes) are each re-examined in a context
 window around them (:func:`zoom_window`, in original pixels), cut from a decode at the resolution the window needs, so
-a 20 x 30 px person fills a good part of the network input instead of a few cells. The pass keeps, per candidate, the best
-zoomed box that sits on the candidate (:func:`on_candidate`): a verification score, high for a small real person and
-low for a pole or a texture that looked like one at low resolution."""
+a 20 x 30 px person fills a good part of the network input instead of a few cells. The pass keeps, per candidate, the
+best zoomed box that sits on the candidate (:func:`on_candidate`): a verification score, high for a small real person
+and low for a pole or a texture that looked like one at low resolution."""
 
 from __future__ import annotations
 

@@ -40,7 +40,8 @@ OUT = REPO / "src" / "passkit" / "detect" / "combiner.json"
 
 # A detector that is sure on its own is never outvoted (upstream operating points of YOLOX and YuNet).
 RULES = {"yolox_nano@full": 0.5, "yunet@full": 0.9}
-FITTED = ("fast", "default")
+# Preset -> recall its threshold is fitted for (None = --target-recall): the recall-first presets and `balanced`.
+FITTED = {"fast": None, "default": None, "balanced": 0.99}
 FRONTIER = (0.999, 0.995, 0.99, 0.98)
 ISSUE_RECALL = 0.995  # the issue's recall target: a feature set must meet it in cross-validation to be preferred
 
@@ -93,7 +94,8 @@ def main() -> None:
     with (DEV / "labels.csv").open(newline="") as handle:
         smallest = {row["file"]: row["min_person_box_frac"] for row in csv.DictReader(handle)}
     presets = {}
-    for name in FITTED:
+    for name, preset_target in FITTED.items():
+        target_recall = preset_target or args.target_recall
         preset = PRESETS[name]
         passes = [p.feature for p in preset.passes]
         tasks = {p.feature: get_entry(p.model).task for p in preset.passes}
@@ -101,12 +103,12 @@ def main() -> None:
         rules = {f: t for f, t in RULES.items() if f in passes}
         results = {}
         for set_name, features in feature_sets(passes, tasks).items():
-            cv = cross_validate(images, labels, features, args.target_recall, rules, args.C, repeats=args.repeats)
+            cv = cross_validate(images, labels, features, target_recall, rules, args.C, repeats=args.repeats)
             results[set_name] = (features, cv)
             print(f"{name:8s} {set_name:5s} CV ({cv['folds']}-fold x {cv['repeats']}): {describe(cv)}", flush=True)
         chosen = choose({k: cv for k, (_, cv) in results.items()})
         features, cv = results[chosen]
-        combiner = fit_combiner(images, labels, features, args.target_recall, rules, tasks, args.C)
+        combiner = fit_combiner(images, labels, features, target_recall, rules, tasks, args.C)
         flagged = (combiner.probabilities(feature_matrix(features, images)) >= combiner.threshold) | rule_flags(
             images, rules
         )
@@ -122,7 +124,7 @@ def main() -> None:
             print(f"         missed in {fraction:.0%} of CV repeats: {file} (smallest person box {smallest[file]})")
         frontier = {}
         for target in FRONTIER:
-            point = cv if target == args.target_recall else None
+            point = cv if target == target_recall else None
             point = point or cross_validate(images, labels, features, target, rules, args.C, repeats=args.repeats)
             frontier[str(target)] = {k: point[k] for k in ("recall", "recall_min", "retention", "retention_min")}
             print(f"         frontier: fitted for recall {target}: CV {describe(point)}", flush=True)

@@ -83,3 +83,25 @@ def test_zoom_pass_is_person_only_and_runs_after_fixed_views(shared_models):
     ensemble = Ensemble([Pass("yolox_nano", "zoom3"), Pass("fastestdet", "full")], device="cpu")
     assert ensemble.features == ["fastestdet@full", "yolox_nano@zoom3"]
     assert ensemble.is_seed("fastestdet@full") and not ensemble.is_seed("yolox_nano@zoom3")
+
+
+def test_zoom_preset_keeps_its_boxes_and_rethresholds_identically(people_dev, shared_models):
+    import json
+
+    from passkit.core.sample import Sample
+    from passkit.detect.presets import get_preset
+    from passkit.stages.humans import SCORE_PREFIX, HumansConfig, humans_stage, rethreshold
+
+    names = [PERSON_PHOTO, "coco-train2017-000000125870.jpg", *negative_photos(people_dev, 2)]
+    batch = [Sample.build(f"s-{i}", jpg=(people_dev / "images" / n).read_bytes()) for i, n in enumerate(names)]
+    rows = humans_stage(batch, HumansConfig(preset="balanced")).rows
+    zoom_passes = [p.feature for p in get_preset("balanced").passes if p.zoom]
+    assert zoom_passes and all(SCORE_PREFIX + f in rows.column_names for f in zoom_passes)
+    first = rows.to_pylist()[0]
+    zoomed = [b for b in json.loads(first["humans_boxes"]) if b["by"] in zoom_passes]
+    assert zoomed and max(iou(b["box"], PERSON_BOX) for b in zoomed) > 0.6  # kept in original pixels, on her
+    again = rethreshold(rows, "balanced")
+    for column in ("status", "reason", "humans_score", "humans_by"):
+        assert again.column(column).to_pylist() == rows.column(column).to_pylist(), column
+    flipped = rethreshold(rows, "balanced", threshold=0.0)
+    assert set(flipped.column("status").to_pylist()) == {"rejected"}

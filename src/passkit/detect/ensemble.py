@@ -194,6 +194,14 @@ class Ensemble:
             p.feature == feature and not p.zoom and self.detectors[p.model].task == "person" for p in self.passes
         )
 
+    def zoom_plan(self, image: DecodedImage, boxes: list[Box], count: int) -> list[ZoomLook]:
+        """The windows a zoom pass with ``count`` candidates looks at, given the fixed passes' ``boxes``."""
+        seeds: dict[str, list[Seed]] = {}
+        for box in boxes:
+            if self.is_seed(box.feature):
+                seeds.setdefault(box.feature, []).append(seed_of(box.to_dict()))
+        return zoom_looks(image, seeds.values(), count, self.zoom_input_side)
+
     def zoom_matches(self, item: Pass, looks: list[ZoomLook]) -> list[Seed | None]:
         """Per candidate, the best box of ``item``'s model found in its window that sits on the candidate (score and
         box in original pixels), or None."""
@@ -233,11 +241,7 @@ class Ensemble:
             if item.zoom:
                 count = zoom_count(item.view)
                 if count not in looks:
-                    seeds: dict[str, list[Seed]] = {}
-                    for box in output.boxes:
-                        if self.is_seed(box.feature):
-                            seeds.setdefault(box.feature, []).append(seed_of(box.to_dict()))
-                    looks[count] = zoom_looks(image, seeds.values(), count, self.zoom_input_side)
+                    looks[count] = self.zoom_plan(image, output.boxes, count)
                 detections = self.detect_zoom(item, looks[count])
             else:
                 detections = self.detect_views(image, item)

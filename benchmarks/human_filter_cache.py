@@ -26,7 +26,7 @@ from pathlib import Path
 
 from passkit.detect.ensemble import Ensemble, Pass, merge_zoom, zoom_looks
 from passkit.detect.image import decode_for_detection
-from passkit.detect.views import is_zoom, zoom_count
+from passkit.detect.views import ZOOM_CONTEXT, ZOOM_MIN_SIDE, is_zoom, zoom_count
 
 REPO = Path(__file__).resolve().parents[1]
 DEV = Path(os.environ.get("PASSKIT_SHARED", REPO.parent / "shared")) / "data" / "people-dev"
@@ -48,7 +48,8 @@ def cache_path(feature: str, decode_side: int, cache: Path = CACHE, seeds: tuple
     if seeds:
         digest = hashlib.sha256(",".join(sorted(seeds)).encode()).hexdigest()[:10]
         model = feature.split("@")[0]
-        return cache / f"{model}@zoom{ZOOM_CACHED}@{decode_side}+seeds-{digest}.json"
+        geometry = f"c{ZOOM_CONTEXT:g}-m{ZOOM_MIN_SIDE}"  # the window geometry the confirmations were found with
+        return cache / f"{model}@zoom{ZOOM_CACHED}@{decode_side}+{geometry}+seeds-{digest}.json"
     return cache / f"{feature}@{decode_side}.json"
 
 

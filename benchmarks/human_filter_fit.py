@@ -31,7 +31,7 @@ import numpy as np
 
 from human_filter_cache import DEV, compute, dev_files
 from passkit.detect.calibrate import cross_validate, figures, fit_combiner, rule_flags
-from passkit.detect.features import PassBoxes, feature_matrix
+from passkit.detect.features import PassBoxes, check_feature, feature_matrix
 from passkit.detect.presets import PRESETS
 from passkit.detect.registry import get_entry
 
@@ -40,8 +40,7 @@ OUT = REPO / "src" / "passkit" / "detect" / "combiner.json"
 
 # A detector that is sure on its own is never outvoted (upstream operating points of YOLOX and YuNet).
 RULES = {"yolox_nano@full": 0.5, "yunet@full": 0.9}
-# Preset -> recall its threshold is fitted for (None = --target-recall): the recall-first presets and `balanced`.
-FITTED = {"fast": None, "default": None, "balanced": 0.99}
+FITTED = ("fast", "default")
 FRONTIER = (0.999, 0.995, 0.99, 0.98)
 ISSUE_RECALL = 0.995  # the issue's recall target: a feature set must meet it in cross-validation to be preferred
 
@@ -94,8 +93,7 @@ def main() -> None:
     with (DEV / "labels.csv").open(newline="") as handle:
         smallest = {row["file"]: row["min_person_box_frac"] for row in csv.DictReader(handle)}
     presets = {}
-    for name, preset_target in FITTED.items():
-        target_recall = preset_target or args.target_recall
+    for name in FITTED:
         preset = PRESETS[name]
         passes = [p.feature for p in preset.passes]
         tasks = {p.feature: get_entry(p.model).task for p in preset.passes}
@@ -103,12 +101,18 @@ def main() -> None:
         rules = {f: t for f, t in RULES.items() if f in passes}
         results = {}
         for set_name, features in feature_sets(passes, tasks).items():
-            cv = cross_validate(images, labels, features, target_recall, rules, args.C, repeats=args.repeats)
+            cv = cross_validate(images, labels, features, args.target_recall, rules, args.C, repeats=args.repeats)
             results[set_name] = (features, cv)
             print(f"{name:8s} {set_name:5s} CV ({cv['folds']}-fold x {cv['repeats']}): {describe(cv)}", flush=True)
         chosen = choose({k: cv for k, (_, cv) in results.items()})
+        zoom_passes = {p.feature for p in preset.passes if p.zoom}
+        if zoom_passes:  # the same protocol without the zoom passes' features: what the second look adds
+            without = [f for f in results[chosen][0] if not set(check_feature(f)) & zoom_passes]
+            reference = cross_validate(images, labels, without, args.target_recall, rules, args.C, repeats=args.repeats)
+            results_without_zoom = {m: reference[m] for m in ("recall", "retention", "retention_sd")}
+            print(f"{name:8s} {chosen} without zoom passes ({len(without)}), reference: {describe(reference)}")
         features, cv = results[chosen]
-        combiner = fit_combiner(images, labels, features, target_recall, rules, tasks, args.C)
+        combiner = fit_combiner(images, labels, features, args.target_recall, rules, tasks, args.C)
         flagged = (combiner.probabilities(feature_matrix(features, images)) >= combiner.threshold) | rule_flags(
             images, rules
         )
@@ -124,7 +128,7 @@ def main() -> None:
             print(f"         missed in {fraction:.0%} of CV repeats: {file} (smallest person box {smallest[file]})")
         frontier = {}
         for target in FRONTIER:
-            point = cv if target == target_recall else None
+            point = cv if target == args.target_recall else None
             point = point or cross_validate(images, labels, features, target, rules, args.C, repeats=args.repeats)
             frontier[str(target)] = {k: point[k] for k in ("recall", "recall_min", "retention", "retention_min")}
             print(f"         frontier: fitted for recall {target}: CV {describe(point)}", flush=True)
@@ -132,7 +136,10 @@ def main() -> None:
         data["cv"] = {k: v for k, v in cv.items() if k not in ("missed_fraction", "false_alarm_fraction")}
         data["cv"].update(
             feature_set=chosen,
-            compared={k: {m: r[1][m] for m in ("recall", "retention", "retention_sd")} for k, r in results.items()},
+            compared={
+                **{k: {m: r[1][m] for m in ("recall", "retention", "retention_sd")} for k, r in results.items()},
+                **({f"{chosen} without zoom": results_without_zoom} if zoom_passes else {}),
+            },
             frontier=frontier,
             in_sample_recall=round(in_sample.recall, 4),
             in_sample_retention=round(in_sample.retention, 4),

@@ -69,7 +69,12 @@ def test_zoom_window_is_a_centred_square_with_context():
 def test_zoom_window_stays_inside_the_image():
     # At a corner the square is shifted, not cut, so the candidate keeps its context on the inner side.
     assert zoom_window((2, 3, 12, 23), 640, 480) == (0, 0, ZOOM_MIN_SIDE, ZOOM_MIN_SIDE)
-    assert zoom_window((630, 470, 640, 480), 640, 480) == (640 - ZOOM_MIN_SIDE, 480 - ZOOM_MIN_SIDE, 96, 96)
+    assert zoom_window((630, 470, 640, 480), 640, 480) == (
+        640 - ZOOM_MIN_SIDE,
+        480 - ZOOM_MIN_SIDE,
+        ZOOM_MIN_SIDE,
+        ZOOM_MIN_SIDE,
+    )
     # Boxes reaching past the border (detectors do that) are clipped first; a square larger than the image is cut.
     assert zoom_window((-20, 100, 300, 460), 400, 300) == (0, 0, 400, 300)
     assert zoom_window((10, 10, 40, 40), 60, 50) == (0, 0, 60, 50)

@@ -10,7 +10,7 @@ from PIL import Image
 from human_filter_helpers import PERSON_BOX, PERSON_PHOTO, iou, negative_photos
 from passkit.detect.ensemble import Ensemble, Pass, merge_zoom, seed_of, zoom_looks
 from passkit.detect.image import DecodedImage, decode_for_detection
-from passkit.detect.views import ZOOM_DECODE_MAX_SIDE
+from passkit.detect.views import ZOOM_DECODE_MAX_SIDE, ZOOM_MIN_SIDE
 
 
 def jpeg(image: Image.Image) -> bytes:
@@ -32,7 +32,7 @@ def test_zoom_window_comes_from_a_sharper_decode_and_maps_back():
     assert image.scale > 5
     (look,) = zoom_looks(image, [[(0.3, (2000.0, 1200.0, 2020.0, 1230.0))]], 1, input_side=416)
     x, y, w, h = look.window
-    assert (w, h) == (96, 96) and x <= 2000 and x + w >= 2020 and y <= 1200 and y + h >= 1230
+    assert (w, h) == (ZOOM_MIN_SIDE, ZOOM_MIN_SIDE) and x <= 2000 and x + w >= 2020 and y <= 1200 and y + h >= 1230
     assert look.scale == pytest.approx(3000 / ZOOM_DECODE_MAX_SIDE)  # the re-decode, capped
     x1, y1, x2, y2 = dark_box(look.pixels)
     left, top = look.offset
@@ -94,14 +94,14 @@ def test_zoom_preset_keeps_its_boxes_and_rethresholds_identically(people_dev, sh
 
     names = [PERSON_PHOTO, "coco-train2017-000000125870.jpg", *negative_photos(people_dev, 2)]
     batch = [Sample.build(f"s-{i}", jpg=(people_dev / "images" / n).read_bytes()) for i, n in enumerate(names)]
-    rows = humans_stage(batch, HumansConfig(preset="balanced")).rows
-    zoom_passes = [p.feature for p in get_preset("balanced").passes if p.zoom]
+    rows = humans_stage(batch, HumansConfig(preset="default")).rows
+    zoom_passes = [p.feature for p in get_preset("default").passes if p.zoom]
     assert zoom_passes and all(SCORE_PREFIX + f in rows.column_names for f in zoom_passes)
     first = rows.to_pylist()[0]
     zoomed = [b for b in json.loads(first["humans_boxes"]) if b["by"] in zoom_passes]
     assert zoomed and max(iou(b["box"], PERSON_BOX) for b in zoomed) > 0.6  # kept in original pixels, on her
-    again = rethreshold(rows, "balanced")
+    again = rethreshold(rows, "default")
     for column in ("status", "reason", "humans_score", "humans_by"):
         assert again.column(column).to_pylist() == rows.column(column).to_pylist(), column
-    flipped = rethreshold(rows, "balanced", threshold=0.0)
+    flipped = rethreshold(rows, "default", threshold=0.0)
     assert set(flipped.column("status").to_pylist()) == {"rejected"}

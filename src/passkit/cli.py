@@ -268,7 +268,7 @@ def _check_preset(name: str) -> None:
 def detect(
     images: Annotated[list[Path], typer.Argument(help="Images or folders of images.")],
     out: Annotated[Path, typer.Option(help="decisions.csv: file,has_person,score,reason.")] = Path("decisions.csv"),
-    preset: Annotated[str, typer.Option(help="fast | default | balanced | strong.")] = "default",
+    preset: Annotated[str, typer.Option(help="fast | default | strong (see docs/human-filter.md).")] = "default",
     threshold: Annotated[
         float | None, typer.Option(help="Fused-score threshold (default: the calibrated one).")
     ] = None,
@@ -302,7 +302,7 @@ def detect_eval(
     labels: Annotated[Path, typer.Option(help="labels.csv with file,has_person.")],
     images: Annotated[Path | None, typer.Option(help="Folder of the labeled images (runs the detectors).")] = None,
     decisions: Annotated[Path | None, typer.Option(help="An existing decisions.csv instead of --images.")] = None,
-    preset: Annotated[str, typer.Option(help="fast | default | balanced | strong.")] = "default",
+    preset: Annotated[str, typer.Option(help="fast | default | strong.")] = "default",
     threads: Annotated[int, typer.Option(help="onnxruntime threads.")] = 1,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON here.")] = None,
 ) -> None:

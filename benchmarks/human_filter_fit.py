@@ -14,7 +14,9 @@ threshold is the highest that reaches --target-recall on *out-of-fold* probabili
 cross-validation, coefficients AND threshold are refitted without the held-out fold: those are the honest figures.
 Shipped: among the sets whose cross-validated recall meets 0.995, the one with the higher cross-validated
 retention (the simpler one on a tie within one standard deviation). The frontier (other target recalls) of the
-shipped set is printed too.
+shipped set is printed too. A preset's zoom passes re-examine the candidates of its fixed person passes (cached the
+same way); for such a preset the shipped set is also cross-validated without the zoom features, as the reference
+of what the second look adds.
 
     python benchmarks/human_filter_fit.py [--write] [--repeats 10] [--C 0.03]
 """

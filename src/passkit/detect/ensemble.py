@@ -205,8 +205,8 @@ class Ensemble:
     def zoom_matches(self, item: Pass, looks: list[ZoomLook]) -> list[Seed | None]:
         """Per candidate, the best box of ``item``'s model found in its window that sits on the candidate (score and
         box in original pixels), or None. Only the window's top ``boxes_per_pass`` boxes are looked at (NMS stops
-        there), so in a crowd the candidate's own person may go unconfirmed; its neighbours are then confirmed by
-        the other candidates or by the fixed views."""
+        there), so in a crowded window a candidate can go unconfirmed although a person is there; the fixed views
+        still score it."""
         detector = self.detectors[item.model]
         matches: list[Seed | None] = []
         for look in looks:

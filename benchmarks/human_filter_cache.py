@@ -44,12 +44,21 @@ def dev_files() -> tuple[list[str], list[bool]]:
     return [row["file"] for row in labeled], [row["has_person"] == "1" for row in labeled]
 
 
-def cache_path(feature: str, decode_side: int, cache: Path = CACHE, seeds: tuple[str, ...] = ()) -> Path:
+GEOMETRY = (ZOOM_CONTEXT, ZOOM_MIN_SIDE)  # zoom windows: context (x the candidate's long side), min side (px)
+
+
+def cache_path(
+    feature: str,
+    decode_side: int,
+    cache: Path = CACHE,
+    seeds: tuple[str, ...] = (),
+    geometry: tuple[float, int] = GEOMETRY,
+) -> Path:
     if seeds:
         digest = hashlib.sha256(",".join(sorted(seeds)).encode()).hexdigest()[:10]
         model = feature.split("@")[0]
-        geometry = f"c{ZOOM_CONTEXT:g}-m{ZOOM_MIN_SIDE}"  # the window geometry the confirmations were found with
-        return cache / f"{model}@zoom{ZOOM_CACHED}@{decode_side}+{geometry}+seeds-{digest}.json"
+        windows = f"c{geometry[0]:g}-m{geometry[1]}"  # the window geometry the confirmations were found with
+        return cache / f"{model}@zoom{ZOOM_CACHED}@{decode_side}+{windows}+seeds-{digest}.json"
     return cache / f"{feature}@{decode_side}.json"
 
 
@@ -71,15 +80,21 @@ def load(feature: str, decode_side: int, files: list[str], cache: Path = CACHE) 
 
 
 def compute(
-    feature: str, decode_side: int, files: list[str], cache: Path = CACHE, threads: int = 1, seeds: tuple[str, ...] = ()
+    feature: str,
+    decode_side: int,
+    files: list[str],
+    cache: Path = CACHE,
+    threads: int = 1,
+    seeds: tuple[str, ...] = (),
+    geometry: tuple[float, int] = GEOMETRY,
 ) -> dict:
     """The cached boxes of pass ``feature`` per photo (computed and stored when missing). A zoom pass needs the
-    person passes whose boxes are its candidates (``seeds``)."""
+    person passes whose boxes are its candidates (``seeds``) and may use another window ``geometry``."""
     item = Pass(*feature.split("@"))
     if item.zoom:
         if not seeds:
             raise ValueError(f"{feature}: a zoom pass needs its seed passes")
-        return _zoom_boxes(item, _zoom_matches(item, decode_side, files, cache, threads, tuple(seeds)))
+        return _zoom_boxes(item, _zoom_matches(item, decode_side, files, cache, threads, tuple(seeds), geometry))
     stored = load(feature, decode_side, files, cache)
     if stored is not None:
         return stored
@@ -112,9 +127,15 @@ def seed_boxes(seeds: tuple[str, ...], decode_side: int, files: list[str], cache
 
 
 def _zoom_matches(
-    item: Pass, decode_side: int, files: list[str], cache: Path, threads: int, seeds: tuple[str, ...]
+    item: Pass,
+    decode_side: int,
+    files: list[str],
+    cache: Path,
+    threads: int,
+    seeds: tuple[str, ...],
+    geometry: tuple[float, int] = GEOMETRY,
 ) -> dict:
-    path = cache_path(item.feature, decode_side, cache, seeds)
+    path = cache_path(item.feature, decode_side, cache, seeds, geometry)
     stored = _read(path, files)
     if stored is not None:
         return stored
@@ -124,7 +145,7 @@ def _zoom_matches(
     stored, began = {}, time.perf_counter()
     for index, name in enumerate(files):
         image = decode_for_detection((DEV / "images" / name).read_bytes(), decode_side)
-        looks = zoom_looks(image, candidates[name], ZOOM_CACHED, ensemble.zoom_input_side)
+        looks = zoom_looks(image, candidates[name], ZOOM_CACHED, ensemble.zoom_input_side, *geometry)
         matches = ensemble.zoom_matches(looking, looks)
         stored[name] = {
             "size": [image.width, image.height],
@@ -159,6 +180,8 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--decode", type=int, default=1024)
     parser.add_argument("--seeds", help="zoom passes: the person passes whose boxes are candidates (comma-separated)")
+    parser.add_argument("--zoom-context", type=float, default=ZOOM_CONTEXT, help="zoom window: x the candidate's side")
+    parser.add_argument("--zoom-min-side", type=int, default=ZOOM_MIN_SIDE, help="zoom window: at least this (px)")
     args = parser.parse_args()
     files, _ = dev_files()
     for feature in args.features:
@@ -168,7 +191,7 @@ def main() -> None:
             from passkit.detect.presets import PRESETS
 
             seeds = PRESETS["default"].zoom_seeds
-        compute(feature, args.decode, files, args.cache, seeds=seeds)
+        compute(feature, args.decode, files, args.cache, seeds=seeds, geometry=(args.zoom_context, args.zoom_min_side))
         print(f"{feature}@{args.decode}: {time.perf_counter() - began:.0f}s", flush=True)
 
 

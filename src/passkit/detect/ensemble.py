@@ -22,8 +22,10 @@ from passkit.detect.nanodet import NanoDet
 from passkit.detect.registry import get_entry
 from passkit.detect.ultraface import UltraFace
 from passkit.detect.views import (
+    ZOOM_CONTEXT,
     ZOOM_DECODE_MAX_SIDE,
     ZOOM_MERGE_IOU,
+    ZOOM_MIN_SIDE,
     check_view,
     crops,
     is_zoom,
@@ -92,12 +94,19 @@ def seed_of(record: dict) -> Seed:
     return round(float(record["score"]), 4), (x1, y1, x2, y2)
 
 
-def zoom_looks(image: DecodedImage, seeds: Iterable[list[Seed]], count: int, input_side: int) -> list[ZoomLook]:
+def zoom_looks(
+    image: DecodedImage,
+    seeds: Iterable[list[Seed]],
+    count: int,
+    input_side: int,
+    context: float = ZOOM_CONTEXT,
+    min_side: int = ZOOM_MIN_SIDE,
+) -> list[ZoomLook]:
     """The windows of the ``count`` candidates among ``seeds`` (one list per person pass, best first), cut from a
     decode in which each window is at least ``input_side`` pixels long where the photo has that many (the detection
     decode when it already is, else a sharper decode of the stored bytes, long side <= ``ZOOM_DECODE_MAX_SIDE``)."""
     candidates = zoom_candidates(seeds, count)
-    windows = [zoom_window(box, image.width, image.height) for _, box in candidates]
+    windows = [zoom_window(box, image.width, image.height, context, min_side) for _, box in candidates]
     if not windows:
         return []
     source = _zoom_source(image, windows, input_side)

@@ -14,7 +14,9 @@ threshold is the highest that reaches --target-recall on *out-of-fold* probabili
 cross-validation, coefficients AND threshold are refitted without the held-out fold: those are the honest figures.
 Shipped: among the sets whose cross-validated recall meets 0.995, the one with the higher cross-validated
 retention (the simpler one on a tie within one standard deviation). The frontier (other target recalls) of the
-shipped set is printed too.
+shipped set is printed too. A preset's zoom passes re-examine the candidates of its fixed person passes (cached the
+same way); for such a preset the shipped set is also cross-validated without the zoom features, as the reference
+of what the second look adds.
 
     python benchmarks/human_filter_fit.py [--write] [--repeats 10] [--C 0.03]
 """
@@ -31,7 +33,7 @@ import numpy as np
 
 from human_filter_cache import DEV, compute, dev_files
 from passkit.detect.calibrate import cross_validate, figures, fit_combiner, rule_flags
-from passkit.detect.features import PassBoxes, feature_matrix
+from passkit.detect.features import PassBoxes, check_feature, feature_matrix
 from passkit.detect.presets import PRESETS
 from passkit.detect.registry import get_entry
 
@@ -52,8 +54,9 @@ def feature_sets(passes: list[str], tasks: dict[str, str]) -> dict[str, list[str
     return {"max": best, "rich": rich}
 
 
-def load_images(passes: list[str], files: list[str], decode_side: int) -> list[PassBoxes]:
-    stored = {p: compute(p, decode_side, files) for p in passes}
+def load_images(passes: list[str], files: list[str], decode_side: int, seeds: tuple[str, ...] = ()) -> list[PassBoxes]:
+    """Cached boxes per photo; zoom passes re-examine the candidates of ``seeds`` (the preset's person passes)."""
+    stored = {p: compute(p, decode_side, files, seeds=seeds if "@zoom" in p else ()) for p in passes}
     images = []
     for name in files:
         width, height = stored[passes[0]][name]["size"]
@@ -96,7 +99,7 @@ def main() -> None:
         preset = PRESETS[name]
         passes = [p.feature for p in preset.passes]
         tasks = {p.feature: get_entry(p.model).task for p in preset.passes}
-        images = load_images(passes, files, preset.decode_max_side)
+        images = load_images(passes, files, preset.decode_max_side, preset.zoom_seeds)
         rules = {f: t for f, t in RULES.items() if f in passes}
         results = {}
         for set_name, features in feature_sets(passes, tasks).items():
@@ -104,6 +107,12 @@ def main() -> None:
             results[set_name] = (features, cv)
             print(f"{name:8s} {set_name:5s} CV ({cv['folds']}-fold x {cv['repeats']}): {describe(cv)}", flush=True)
         chosen = choose({k: cv for k, (_, cv) in results.items()})
+        zoom_passes = {p.feature for p in preset.passes if p.zoom}
+        if zoom_passes:  # the same protocol without the zoom passes' features: what the second look adds
+            without = [f for f in results[chosen][0] if not set(check_feature(f)) & zoom_passes]
+            reference = cross_validate(images, labels, without, args.target_recall, rules, args.C, repeats=args.repeats)
+            results_without_zoom = {m: reference[m] for m in ("recall", "retention", "retention_sd")}
+            print(f"{name:8s} {chosen} without zoom passes ({len(without)}), reference: {describe(reference)}")
         features, cv = results[chosen]
         combiner = fit_combiner(images, labels, features, args.target_recall, rules, tasks, args.C)
         flagged = (combiner.probabilities(feature_matrix(features, images)) >= combiner.threshold) | rule_flags(
@@ -129,7 +138,10 @@ def main() -> None:
         data["cv"] = {k: v for k, v in cv.items() if k not in ("missed_fraction", "false_alarm_fraction")}
         data["cv"].update(
             feature_set=chosen,
-            compared={k: {m: r[1][m] for m in ("recall", "retention", "retention_sd")} for k, r in results.items()},
+            compared={
+                **{k: {m: r[1][m] for m in ("recall", "retention", "retention_sd")} for k, r in results.items()},
+                **({f"{chosen} without zoom": results_without_zoom} if zoom_passes else {}),
+            },
             frontier=frontier,
             in_sample_recall=round(in_sample.recall, 4),
             in_sample_retention=round(in_sample.retention, 4),

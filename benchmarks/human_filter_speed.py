@@ -4,7 +4,8 @@ Over N real-size JPEGs (the people-dev photos cycled, >= 1,000 by default):
   stage   humans_stage on Samples holding the JPEG bytes: decoding (JPEG draft), views, pre-processing, inference,
           box decoding, fusion and the manifest rows — what a pipeline worker runs;
   raw     the same models' session.run alone on the same inputs already decoded, cropped, resized and laid out as
-          tensors (prepared untimed, chunk by chunk so memory stays bounded).
+          tensors (prepared untimed, chunk by chunk so memory stays bounded); for zoom passes, the same candidate
+          windows the stage looks at (found by running the fixed passes untimed).
 Prints images/s of both, the ratio stage/raw (target >= 0.85x) and images/s per core, for each preset.
 
     python benchmarks/human_filter_speed.py [--images 1000] [--presets fast,default] [--threads 1]
@@ -21,7 +22,7 @@ from pathlib import Path
 from passkit.core.sample import Sample
 from passkit.detect.image import decode_for_detection
 from passkit.detect.presets import get_preset
-from passkit.detect.views import crops
+from passkit.detect.views import crops, zoom_count
 from passkit.stages.humans import HumansConfig, _ensemble, humans_stage
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,8 +39,13 @@ def raw_seconds(preset_name: str, photos: list[bytes], threads: int, chunk: int 
         for data in photos[start : start + chunk]:
             image = decode_for_detection(data, preset.decode_max_side)
             height, width = image.pixels.shape[:2]
+            boxes = ensemble(image).boxes if any(item.zoom for item in preset.passes) else []
             for item in preset.passes:
                 detector = ensemble.detectors[item.model]
+                if item.zoom:  # the windows the stage's zoom looks at (found by running the fixed passes, untimed)
+                    for look in ensemble.zoom_plan(image, boxes, zoom_count(item.view)):
+                        tensors.append((detector, detector.prepare(look.pixels)[0]))
+                    continue
                 for x, y, w, h in crops(width, height, item.view):
                     tensors.append((detector, detector.prepare(image.pixels[y : y + h, x : x + w])[0]))
         began = time.perf_counter()

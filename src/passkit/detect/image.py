@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -30,6 +30,7 @@ class DecodedImage:
     pixels: np.ndarray  # BGR uint8 (H, W, 3), long side <= max_side
     width: int  # original size, after EXIF orientation
     height: int
+    source: bytes | None = field(default=None, repr=False)  # the encoded bytes, for a sharper decode of a region
 
     @property
     def scale(self) -> float:
@@ -64,7 +65,7 @@ def decode_for_detection(data: bytes, max_side: int) -> DecodedImage:
         size = (max(1, round(image.width * ratio)), max(1, round(image.height * ratio)))
         image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
     pixels = cv2.cvtColor(np.asarray(image, dtype=np.uint8), cv2.COLOR_RGB2BGR)
-    return DecodedImage(pixels, width, height)
+    return DecodedImage(pixels, width, height, data)
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

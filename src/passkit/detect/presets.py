@@ -28,6 +28,13 @@ class Preset:
             base.features, base.weights, base.intercept, base.threshold, rules, {**base.tasks, **self._tasks()}, base.cv
         )
 
+    @property
+    def zoom_seeds(self) -> tuple[str, ...]:
+        """The passes whose boxes are the candidates of the zoom passes: every fixed-view person pass."""
+        from passkit.detect.registry import get_entry
+
+        return tuple(p.feature for p in self.passes if not p.zoom and get_entry(p.model).task == "person")
+
     def _tasks(self) -> dict[str, str]:
         from passkit.detect.registry import get_entry
 
@@ -59,9 +66,11 @@ PRESETS: dict[str, Preset] = {
                 "fastestdet@tiles2",
                 "yunet@full",
                 "ultraface_rfb320@full",
+                "yolox_nano@zoom4",
             ),
             decode_max_side=1024,
-            description="CPU or GPU: three person detectors on the image and 2x2 / 3x3 tilings, two face detectors.",
+            description="CPU or GPU: three person detectors on the image and 2x2 / 3x3 tilings, two face detectors, "
+            "and a zoom-in second look of YOLOX-Nano at the 4 best person candidates.",
         ),
         Preset(
             name="strong",
@@ -75,6 +84,7 @@ PRESETS: dict[str, Preset] = {
                 "fastestdet@tiles2",
                 "yunet@full",
                 "ultraface_rfb320@full",
+                "yolox_nano@zoom4",
                 "yolox_x@full",
                 "yolox_x@tiles2",
             ),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from passkit.release import layout
+from passkit.release.metadata import shard_names
 from passkit.release.record import HistoryEntry, ReleaseRecord
 from passkit.release.stats import human_bytes, release_stats
 
@@ -47,7 +48,7 @@ def _front_matter(record: ReleaseRecord, licenses: list[str], images: int) -> st
 
 def render_card(record: ReleaseRecord, table: pa.Table) -> str:
     stats = release_stats(table)
-    shards = sorted(set(table.column("shard").to_pylist()))
+    shards = shard_names(table)
     audit = record.audit["statement"] if record.audit else "not audited (no residual-human bound is stated)"
     licences = "\n".join(f"| {lid} | {name} | {count:,} |" for lid, name, count in stats.license_names())
     funnel = "\n".join(

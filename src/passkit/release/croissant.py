@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from passkit.core.licenses import license_url
 from passkit.release.checksums import file_sha256
-from passkit.release.metadata import METADATA_PARQUET, column_descriptions
+from passkit.release.metadata import METADATA_PARQUET, column_descriptions, shard_names
 from passkit.release.record import ReleaseRecord
 from passkit.release.stats import release_stats
 
@@ -87,8 +88,8 @@ def render_croissant(
         return digests.get(name) or file_sha256(folder / name)
 
     stats = release_stats(table)
-    shards = sorted(set(table.column("shard").to_pylist()))
-    formats = sorted(set(table.column("format").to_pylist()))
+    shards = shard_names(table)
+    formats = sorted(pc.unique(table.column("format")).to_pylist())
     descriptions = column_descriptions(record.include_gps)
     distribution: list[dict[str, Any]] = [
         {

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 from passkit.core.attribution import Attribution
 from passkit.release.charts import binned, hbar_chart, histogram
+from passkit.release.metadata import iter_values, shard_names
 from passkit.release.record import ReleaseRecord
 from passkit.release.stats import ReleaseStats, human_bytes, release_stats
 from passkit.release.thumbnails import grid_keys, thumbnails
@@ -112,7 +113,7 @@ def _figures_html(stats: ReleaseStats) -> str:
 def grid_html(folder: Path, table: pa.Table, count: int, images: Mapping[str, bytes] | None = None) -> str:
     if count == 0:
         return "<p>No sample grid in this release (sample_grid = 0).</p>"
-    keys = grid_keys(table.column("key").to_pylist(), count)
+    keys = grid_keys(iter_values(table.column("key")), count)
     rows = {row["key"]: row for row in table.filter(pc.is_in(table.column("key"), pa.array(keys))).to_pylist()}
     uris = thumbnails(folder, {key: rows[key]["shard"] for key in keys}, images)
     figures = []
@@ -140,7 +141,7 @@ def render_datasheet(
     """The page; ``images``: bytes of released images already in memory (the sample grid reads the rest)."""
     stats = release_stats(table)
     name = escape(f"{record.name} v{record.version}")
-    shards = len(set(table.column("shard").to_pylist()))
+    shards = len(shard_names(table))
     removed_people = sum(n for r, n in record.reasons.items() if r.startswith(("humans", "review:human")))
     policy = escape(record.license_policy)
     licences = ", ".join(f"{escape(lid)} ({count:,})" for lid, count in stats.licenses)

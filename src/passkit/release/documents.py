@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from passkit.core.manifest import write_manifest
 from passkit.release import layout
@@ -14,14 +13,14 @@ from passkit.release.card import render_card, render_changelog
 from passkit.release.checksums import file_sha256, write_checksums
 from passkit.release.croissant import render_croissant
 from passkit.release.datasheet import render_datasheet
-from passkit.release.metadata import METADATA_PARQUET, write_metadata
+from passkit.release.metadata import METADATA_PARQUET, shard_groups, shard_names, write_metadata
 from passkit.release.record import ReleaseRecord
 
 
 def write_shard_manifests(folder: Path, table: pa.Table) -> None:
     """``shards/pass-NNNNN.parquet`` next to each tar (``passkit verify RELEASE/shards --prefix pass-``)."""
-    for shard in sorted(set(table.column("shard").to_pylist())):
-        rows = table.filter(pc.equal(table.column("shard"), shard)).select(["key", "sha256", "size", "width", "height"])
+    for shard, rows in shard_groups(table.select(["shard", "key", "sha256", "size", "width", "height"])):
+        rows = rows.select(["key", "sha256", "size", "width", "height"])
         manifest = rows.append_column("status", pa.array(["kept"] * rows.num_rows, pa.string()))
         manifest = manifest.append_column("reason", pa.array([""] * rows.num_rows, pa.string()))
         write_manifest(folder / _manifest(shard), manifest)
@@ -45,7 +44,7 @@ def write_documents(
     write_shard_manifests(folder, table)
     (folder / layout.VERSION_FILE).write_text(f"{record.version}\n", encoding="utf-8")
     record.write(folder)
-    shards = sorted(set(table.column("shard").to_pylist()))
+    shards = shard_names(table)
     known = digests or {}
     digests = {name: known.get(name) or file_sha256(folder / name) for name in [*shards, METADATA_PARQUET]}
     (folder / layout.CROISSANT_FILE).write_text(render_croissant(folder, record, table, digests), encoding="utf-8")

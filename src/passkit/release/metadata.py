@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from passkit.core.attribution import Attribution, clean_text
@@ -123,15 +125,40 @@ def metadata_table(rows: list[dict[str, Any]], include_gps: bool) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema(include_gps))
 
 
+CSV_BATCH = 8_192  # rows turned into Python values at a time
+
+
 def write_metadata(folder: Path, table: pa.Table) -> None:
-    """metadata.parquet (zstd, no statistics that vary) and metadata.csv (RFC 4180, UTF-8, LF)."""
+    """metadata.parquet (zstd, no statistics that vary) and metadata.csv (RFC 4180, UTF-8, LF), batch by batch."""
     pq.write_table(table, folder / METADATA_PARQUET, compression="zstd", write_statistics=True)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(table.column_names)
-    for row in table.to_pylist():
-        writer.writerow(["" if value is None else value for value in row.values()])
-    (folder / METADATA_CSV).write_text(buffer.getvalue(), encoding="utf-8", newline="")
+    with (folder / METADATA_CSV).open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(table.column_names)
+        for batch in table.to_batches(max_chunksize=CSV_BATCH):
+            columns = [batch.column(index).to_pylist() for index in range(batch.num_columns)]
+            writer.writerows(["" if value is None else value for value in row] for row in zip(*columns, strict=True))
+
+
+def iter_values(array: pa.Array | pa.ChunkedArray, batch: int = 65_536) -> Iterator[Any]:
+    """The array's values as Python objects, a batch at a time (never the whole column as a list)."""
+    for offset in range(0, len(array), batch):
+        yield from array.slice(offset, batch).to_pylist()
+
+
+def shard_names(table: pa.Table) -> list[str]:
+    """The release shards (``shard`` column) that hold the table's rows, sorted."""
+    return sorted(pc.unique(table.column("shard")).to_pylist())
+
+
+def shard_groups(table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
+    """``(shard, its rows)`` in shard order, rows in table order."""
+    encoded = pc.dictionary_encode(table.column("shard")).combine_chunks()
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(encoded.dictionary) + 1))
+    names = encoded.dictionary.to_pylist()
+    for code in sorted(range(len(names)), key=names.__getitem__):
+        yield names[code], table.take(pa.array(order[bounds[code] : bounds[code + 1]]))
 
 
 def read_metadata(folder: str | Path) -> pa.Table:

@@ -6,12 +6,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from passkit.core.manifest import KEPT, ManifestError, read_manifest
 from passkit.core.reasons import is_valid_reason
-from passkit.core.shards import ShardPaths, list_shards
+from passkit.core.shards import ShardPaths, list_shards, shard_name
 
 PRIVACY_ACTIONS = ("stripped", "reencoded")  # the filter's privacy stage stored these bytes metadata-free
 
@@ -20,12 +22,18 @@ class ReleaseError(ValueError):
     """Input that cannot become a release (missing, unfinished, inconsistent or corrupt), or an output in the way."""
 
 
+KEPT_SCHEMA = pa.schema(
+    [("key", pa.string()), ("shard", pa.int32()), ("sha256", pa.string()), ("scrubbed", pa.bool_())]
+)
+
+
 @dataclass
 class SourceScan:
+    """What a release needs of the manifests, compact: one Arrow row per kept image (``kept``: key, input shard
+    index, sha256 of the stored bytes or "", whether the filter's privacy stage stored them), counts otherwise."""
+
     shards: list[ShardPaths]
-    kept: dict[str, int] = field(default_factory=dict)  # key -> input shard index
-    kept_sha256: dict[str, str] = field(default_factory=dict)  # where the manifest has one
-    scrubbed: set[str] = field(default_factory=set)  # kept keys the filter's privacy stage stored (and hashed)
+    kept: pa.Table = field(default_factory=KEPT_SCHEMA.empty_table)  # in manifest order
     reasons: Counter[str] = field(default_factory=Counter)  # non-kept manifest rows and select rejects
     rows: int = 0  # manifest rows + select rejects
 
@@ -56,28 +64,51 @@ def scan_source(directory: str | Path, candidates_rejects: str | Path | None = N
     if not every:
         raise ReleaseError(f"{root}: no finished shards (NNNNN.tar + NNNNN.parquet); is this a filtered folder?")
     scan = SourceScan(every)
+    kept_parts: list[pa.Table] = []
+    key_parts: list[pa.Table] = []
     for shard in every:
         try:
             table = read_manifest(shard.manifest)
         except (OSError, pa.ArrowException, ManifestError) as error:
             raise ReleaseError(f"{shard.manifest}: unreadable manifest ({error})") from error
-        columns = ["key", "status", "reason"] + [c for c in ("sha256", "privacy") if c in table.column_names]
-        rows = table.select(columns).to_pylist()
-        scan.rows += len(rows)
-        for row in rows:
-            key = row["key"]
-            if key in scan.kept:
-                raise ReleaseError(f"{root}: key {key!r} is kept in two shards ({scan.kept[key]:05d}, {shard.name})")
-            if row["status"] == KEPT:
-                scan.kept[key] = shard.index
-                if row.get("sha256"):
-                    scan.kept_sha256[key] = row["sha256"]
-                    if row.get("privacy") in PRIVACY_ACTIONS:
-                        scan.scrubbed.add(key)
-            else:
-                scan.reasons[row["reason"]] += 1
+        scan.rows += table.num_rows
+        is_kept = pc.equal(table.column("status"), KEPT)
+        rejected = table.column("reason").filter(pc.invert(is_kept))
+        for item in pc.value_counts(rejected).to_pylist():
+            scan.reasons[item["values"]] += item["counts"]
+        kept = table.filter(is_kept)
+        rows = kept.num_rows
+        sha256 = kept.column("sha256") if "sha256" in kept.column_names else pa.nulls(rows, pa.string())
+        sha256 = pc.fill_null(sha256.cast(pa.string()), "")
+        privacy = kept.column("privacy") if "privacy" in kept.column_names else pa.nulls(rows, pa.string())
+        scrubbed = pc.and_(pc.not_equal(sha256, ""), pc.is_in(privacy.cast(pa.string()), pa.array(PRIVACY_ACTIONS)))
+        kept_parts.append(
+            pa.table(
+                [kept.column("key"), pa.array(np.full(rows, shard.index, np.int32)), sha256, scrubbed],
+                schema=KEPT_SCHEMA,
+            )
+        )
+        shard_column = pa.array(np.full(table.num_rows, shard.index, np.int32))
+        key_parts.append(pa.table({"key": table.column("key"), "kept": is_kept, "shard": shard_column}))
+    scan.kept = pa.concat_tables(kept_parts).combine_chunks()
+    _check_kept_once(root, pa.concat_tables(key_parts))
     if candidates_rejects is not None:
         rejects = _read_select_rejects(Path(candidates_rejects))
         scan.reasons.update(rejects)
         scan.rows += sum(rejects.values())
     return scan
+
+
+def _check_kept_once(root: Path, rows: pa.Table) -> None:
+    """A key kept in one shard may not appear again in a later one (``rows``: key, kept, shard; manifest order)."""
+    counts = rows.group_by("key").aggregate([("key", "count")])
+    if counts.num_rows == rows.num_rows:
+        return
+    repeated = counts.filter(pc.greater(counts.column("key_count"), 1)).column("key")
+    kept_in: dict[str, int] = {}
+    for row in rows.filter(pc.is_in(rows.column("key"), repeated)).to_pylist():  # only the repeated keys' rows
+        if row["key"] in kept_in:
+            name = shard_name(row["shard"])
+            raise ReleaseError(f"{root}: key {row['key']!r} is kept in two shards ({kept_in[row['key']]:05d}, {name})")
+        if row["kept"]:
+            kept_in[row["key"]] = row["shard"]

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from passkit.core.licenses import license_name
 
@@ -18,9 +20,9 @@ class ReleaseStats:
     licenses: list[tuple[str, int]]  # (license id, images), most first
     sources: list[tuple[str, int]]
     top_creators: list[tuple[str, int]]
-    per_creator: list[int]  # images per creator
-    short_sides: list[int]
-    sizes: list[int]
+    per_creator: np.ndarray  # images per creator, ascending
+    short_sides: np.ndarray  # per image
+    sizes: np.ndarray  # stored bytes per image
 
     def license_names(self) -> list[tuple[str, str, int]]:
         return [(license_id, license_name(license_id), count) for license_id, count in self.licenses]
@@ -30,20 +32,30 @@ def _ranked(counter: Counter[str]) -> list[tuple[str, int]]:
     return sorted(counter.items(), key=lambda item: (-item[1], item[0]))
 
 
+def _counts(column: pa.ChunkedArray) -> pa.Table:
+    counts = pc.value_counts(column)
+    return pa.table({"value": counts.field("values"), "count": counts.field("counts")})
+
+
 def release_stats(table: pa.Table, top: int = 10) -> ReleaseStats:
-    creators = Counter(table.column("creator").to_pylist())
-    widths = table.column("width").to_pylist()
-    heights = table.column("height").to_pylist()
-    sizes = table.column("size").to_pylist()
+    """Counts by Arrow compute and numpy: no Python object per image (memory ~ creators, not images)."""
+    creators = _counts(table.column("creator"))
+    ranked_creators = creators.sort_by([("count", "descending"), ("value", "ascending")]).slice(0, top)
+    sources: Counter[str] = Counter()
+    for row in _counts(table.column("source")).to_pylist():
+        sources[row["value"] or "unknown"] += row["count"]
+    widths = table.column("width").to_numpy()
+    heights = table.column("height").to_numpy()
+    sizes = table.column("size").to_numpy()
     return ReleaseStats(
         images=table.num_rows,
-        bytes=sum(sizes),
-        creators=len(creators),
-        licenses=_ranked(Counter(table.column("license").to_pylist())),
-        sources=_ranked(Counter(source or "unknown" for source in table.column("source").to_pylist())),
-        top_creators=_ranked(creators)[:top],
-        per_creator=sorted(creators.values()),
-        short_sides=[min(w, h) for w, h in zip(widths, heights, strict=True)],
+        bytes=int(sizes.sum()),
+        creators=creators.num_rows,
+        licenses=_ranked(Counter({row["value"]: row["count"] for row in _counts(table.column("license")).to_pylist()})),
+        sources=_ranked(sources),
+        top_creators=[(row["value"], row["count"]) for row in ranked_creators.to_pylist()],
+        per_creator=np.sort(creators.column("count").to_numpy()),
+        short_sides=np.minimum(widths, heights),
         sizes=sizes,
     )
 

@@ -36,12 +36,12 @@ from passkit.release.metadata import (
     metadata_row,
     parse_json_part,
     sample_json,
-    shard_names,
 )
 from passkit.release.metadata import schema as metadata_schema
 from passkit.release.publish import check_output, staging_folder
 from passkit.release.record import HistoryEntry, ReleaseRecord
 from passkit.release.source import ReleaseError, scan_source
+from passkit.release.summary import MetadataSink
 from passkit.release.thumbnails import grid_keys
 
 MAX_OPEN_WRITERS = 256  # release shards written at once; more shards take more passes over the input
@@ -118,7 +118,7 @@ class _InputShard:
         return cls(
             shard,
             set(keys),
-            {key: digest for key, digest in zip(keys, digests, strict=True) if digest},
+            {key: digest.hex() for key, digest in zip(keys, digests, strict=True) if digest},
             {key for key, flag in zip(keys, scrubbed, strict=True) if flag},
             {key: target for key, target in zip(keys, targets, strict=True) if target >= 0},
             frozenset(targets),
@@ -126,18 +126,22 @@ class _InputShard:
 
 
 class _Packer:
-    """Checks one input sample and writes the released form; collects metadata rows (as Arrow columns, a batch per
-    input shard) and left-out reasons."""
+    """Checks one input sample and writes the released form; collects left-out reasons and the metadata rows of
+    each release shard (as Arrow tables, one per input shard visit), which go to the metadata sink, in shard order,
+    as soon as the shard is complete."""
 
-    def __init__(self, staging: Path, cfg: ReleaseConfig, grid_candidates: set[str]) -> None:
+    def __init__(self, staging: Path, cfg: ReleaseConfig, grid_candidates: set[str], sink: MetadataSink) -> None:
         self.staging = staging
         self.cfg = cfg
         self.policy = LicensePolicy.parse(cfg.license_policy)
         self.schema = metadata_schema(cfg.include_gps)
+        self.sink = sink
         self.expected_sha256: dict[str, str] = {}
         self.scrubbed: set[str] = set()
-        self.rows: list[dict[str, Any]] = []  # of the input shard being read
-        self.columns: dict[str, list[pa.Array]] = {name: [] for name in self.schema.names}
+        self.rows: dict[int, list[dict[str, Any]]] = {}  # release shard -> rows from the input shard being read
+        self.pending: dict[int, list[pa.Table]] = {}  # release shard -> rows so far
+        self.complete: dict[int, pa.Table | None] = {}  # complete release shards waiting for a lower one
+        self.next_shard = 0  # the next release shard the sink takes
         self.released = 0
         self.total = 0  # images to release (progress)
         self.left_out: Counter[str] = Counter()
@@ -180,7 +184,7 @@ class _Packer:
             path = self.staging / layout.folder_image(sample.key, image.sha256, image.ext)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(image.data)
-        self.rows.append(row)
+        self.rows.setdefault(shard_index, []).append(row)
         self.released += 1
         if sample.key in self.grid_candidates:
             self.grid_images[sample.key] = image.data
@@ -189,34 +193,43 @@ class _Packer:
         self.expected_sha256, self.scrubbed = shard.sha256, shard.scrubbed
 
     def flush(self) -> None:
-        """The input shard's rows become Arrow columns (compact; no Python object per image stays)."""
-        if self.rows:
-            batch = pa.RecordBatch.from_pylist(self.rows, schema=self.schema)
-            for name, column in zip(self.schema.names, batch.columns, strict=True):
-                self.columns[name].append(column)
-        self.rows = []
+        """The input shard's rows become Arrow tables (compact; no Python object per image stays)."""
+        for index, rows in self.rows.items():
+            self.pending.setdefault(index, []).append(pa.Table.from_pylist(rows, schema=self.schema))
+        self.rows = {}
 
-    def table(self) -> pa.Table:
-        """Every metadata row, sorted by key; built column by column so the batches go as the table grows."""
-        keys = pa.chunked_array(self.columns["key"], pa.string())
-        ordered = len(keys) < 2 or pc.all(pc.less(keys.slice(0, len(keys) - 1), keys.slice(1))).as_py()
-        order = None if ordered else pc.sort_indices(keys)
-        arrays = []
-        for field_ in self.schema:
-            column = pa.concat_arrays(self.columns.pop(field_.name)) if self.released else pa.array([], field_.type)
-            arrays.append(column if order is None else column.take(order))
-        self.columns = {name: [] for name in self.schema.names}
-        return pa.Table.from_arrays(arrays, schema=self.schema)
+    def finish(self, index: int) -> None:
+        """Release shard ``index`` is complete: its rows, sorted by key, go to the sink once every lower shard's
+        have."""
+        parts = self.pending.pop(index, [])
+        table = pa.concat_tables(parts) if parts else None
+        self.complete[index] = None if table is None else table.take(pc.sort_indices(table.column("key")))
+        while self.next_shard in self.complete:
+            rows = self.complete.pop(self.next_shard)
+            if rows is not None:
+                self.sink.add(layout.shard_tar(self.next_shard), rows)
+            self.next_shard += 1
 
 
 def _pack(
     staging: Path,
     inputs: Callable[[], Iterator[_InputShard]],
-    shard_count: int,
+    remaining: np.ndarray,
     packer: _Packer,
     progress: Progress | None,
 ) -> None:
+    """Write the release shards (``remaining[i]``: images planned for shard ``i``), at most ``MAX_OPEN_WRITERS``
+    at a time; a shard is closed as soon as all its images were seen (early when the input is in key order)."""
+    remaining = remaining.copy()
+    shard_count = len(remaining)
     done = 0
+
+    def close(index: int, writer: ShardWriter) -> None:
+        writer.close()
+        if len(writer) == 0:  # every image of this slot was left out at release time
+            writer.path.unlink()
+        packer.finish(index)
+
     for start in range(0, shard_count, MAX_OPEN_WRITERS):
         group = range(start, min(start + MAX_OPEN_WRITERS, shard_count))
         writers = {index: ShardWriter(staging / layout.shard_tar(index)) for index in group}
@@ -230,31 +243,37 @@ def _pack(
                     if target is None or target not in group:
                         continue
                     packer.add(sample, target, writers[target])
+                    remaining[target] -= 1
                     done += 1
                     if progress is not None:
                         progress(done, packer.total)
                 packer.flush()
+                for index in [index for index in writers if remaining[index] == 0]:
+                    close(index, writers.pop(index))
+            for index in list(writers):
+                close(index, writers.pop(index))
         except BaseException:
             for writer in writers.values():
                 writer.abort()
             raise
-        for writer in writers.values():
-            writer.close()
-            if len(writer) == 0:  # every image of this slot was left out at release time
-                writer.path.unlink()
 
 
-def _plan(kept: pa.Table, review_rejected: pa.Array, shard_size: int) -> tuple[pa.Table, pa.Array]:
-    """``kept`` with a ``target`` column (release shard, -1 when left out in review), sorted by input shard, and the
-    released keys in key order (released image ``i`` goes to release shard ``i // shard_size``)."""
-    released = np.flatnonzero(pc.invert(review_rejected).to_numpy(zero_copy_only=False))
-    keys = kept.column("key").take(released)
+def _plan(kept: pa.Table, review_rejected: pa.Array, shard_size: int) -> pa.Table:
+    """``kept`` with a ``target`` column, in input shard order: the release shard of each image (-1 when left out
+    in review); released image ``i`` in key order goes to release shard ``i // shard_size``."""
+    keys = kept.column("key")
+    released = None
+    if pc.any(review_rejected).as_py():
+        released = np.flatnonzero(pc.invert(review_rejected).to_numpy(zero_copy_only=False))
+        keys = keys.take(released)
     order = pc.sort_indices(keys).to_numpy()
     target = np.full(kept.num_rows, -1, np.int32)
-    target[released[order]] = np.arange(len(order), dtype=np.int64) // shard_size
+    target[order if released is None else released[order]] = np.arange(len(order), dtype=np.int64) // shard_size
+    del order
     planned = kept.append_column("target", pa.array(target))
-    planned = planned.take(pc.sort_indices(planned, [("shard", "ascending"), ("key", "ascending")]))
-    return planned, keys.take(order)
+    if np.any(np.diff(planned.column("shard").to_numpy()) < 0):  # scan order is input shard order already
+        planned = planned.take(pc.sort_indices(planned, [("shard", "ascending")]))
+    return planned
 
 
 def _by_input_shard(shards: list[ShardPaths], planned: pa.Table) -> Callable[[], Iterator[_InputShard]]:
@@ -292,22 +311,31 @@ def build_release(
     kept_keys = scan.kept.column("key")
     review_rejected = pc.is_in(kept_keys, pa.array(list(problems), pa.string()))
     review_rejects = Counter(problems[key] for key in kept_keys.filter(review_rejected).to_pylist())
-    planned, released_keys = _plan(scan.kept, review_rejected, cfg.shard_size)
+    planned = _plan(scan.kept, review_rejected, cfg.shard_size)
+    released_keys = kept_keys.filter(pc.invert(review_rejected)) if review_rejects else kept_keys
     if not len(released_keys):
         raise ReleaseError(
             f"{source_dir}: nothing to release ({scan.kept.num_rows} kept by the filter, "
             f"{sum(review_rejects.values())} rejected in review)"
         )
-    shard_count = -(-len(released_keys) // cfg.shard_size)
+    targets = planned.column("target").to_numpy()
+    remaining = np.bincount(targets[targets >= 0])  # images per release shard
     with staging_folder(out) as staging:
         # The grid shows the first sample_grid released keys in hash order; twice as many candidates cover keys
         # left out at release time (the rest, if ever needed, are read back from the shards).
         grid_candidates = set(grid_keys(iter_values(released_keys), 2 * cfg.sample_grid))
-        packer = _Packer(staging, cfg, grid_candidates)
+        sink = MetadataSink(staging, cfg.include_gps, cfg.sample_grid)
+        packer = _Packer(staging, cfg, grid_candidates, sink)
         packer.total = len(released_keys)
         packer.left_out.update(review_rejects)
-        _pack(staging, _by_input_shard(scan.shards, planned), shard_count, packer, progress)
-        del planned, released_keys
+        del released_keys
+        try:
+            _pack(staging, _by_input_shard(scan.shards, planned), remaining, packer, progress)
+        except BaseException:
+            sink.abort()
+            raise
+        summary = sink.close()
+        del planned
         reasons = scan.reasons + packer.left_out
         version = cfg.resolved_version
         decided = pa.array(list(decisions), pa.string())
@@ -339,17 +367,16 @@ def build_release(
                 HistoryEntry(version=version, kind="release", images=packer.released, removed=dict(packer.left_out))
             ],
         )
-        table = packer.table()
-        if record.released != table.num_rows:
-            raise ReleaseError(f"counts do not add up: {record.released} expected, {table.num_rows} written")
-        write_documents(staging, record, table, packer.grid_images)
+        if record.released != summary.images:
+            raise ReleaseError(f"counts do not add up: {record.released} expected, {summary.images} written")
+        write_documents(staging, record, summary, packer.grid_images)
     return ReleaseReport(
         out=out,
         name=cfg.name,
         version=version,
-        images=table.num_rows,
-        shards=len(shard_names(table)),
-        bytes=int(pc.sum(table.column("size")).as_py() or 0),
+        images=summary.images,
+        shards=len(summary.shards),
+        bytes=summary.stats().bytes,
         candidates=record.candidates,
         funnel=record.funnel(),
         left_out=dict(packer.left_out),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -120,34 +119,10 @@ def sample_json(row: dict[str, Any]) -> dict[str, Any]:
     return {name: row[name] for name in (*JSON_FIELDS, *(name for name in GPS_COLUMNS if name in row))}
 
 
-def metadata_table(rows: list[dict[str, Any]], include_gps: bool) -> pa.Table:
-    rows = sorted(rows, key=lambda row: row["key"])
-    return pa.Table.from_pylist(rows, schema=schema(include_gps))
-
-
-CSV_BATCH = 8_192  # rows turned into Python values at a time
-
-
-def write_metadata(folder: Path, table: pa.Table) -> None:
-    """metadata.parquet (zstd, no statistics that vary) and metadata.csv (RFC 4180, UTF-8, LF), batch by batch."""
-    pq.write_table(table, folder / METADATA_PARQUET, compression="zstd", write_statistics=True)
-    with (folder / METADATA_CSV).open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(table.column_names)
-        for batch in table.to_batches(max_chunksize=CSV_BATCH):
-            columns = [batch.column(index).to_pylist() for index in range(batch.num_columns)]
-            writer.writerows(["" if value is None else value for value in row] for row in zip(*columns, strict=True))
-
-
 def iter_values(array: pa.Array | pa.ChunkedArray, batch: int = 65_536) -> Iterator[Any]:
     """The array's values as Python objects, a batch at a time (never the whole column as a list)."""
     for offset in range(0, len(array), batch):
         yield from array.slice(offset, batch).to_pylist()
-
-
-def shard_names(table: pa.Table) -> list[str]:
-    """The release shards (``shard`` column) that hold the table's rows, sorted."""
-    return sorted(pc.unique(table.column("shard")).to_pylist())
 
 
 def shard_groups(table: pa.Table) -> Iterator[tuple[str, pa.Table]]:

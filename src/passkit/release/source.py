@@ -22,20 +22,32 @@ class ReleaseError(ValueError):
     """Input that cannot become a release (missing, unfinished, inconsistent or corrupt), or an output in the way."""
 
 
-KEPT_SCHEMA = pa.schema(
-    [("key", pa.string()), ("shard", pa.int32()), ("sha256", pa.string()), ("scrubbed", pa.bool_())]
-)
+SHA256 = pa.binary(32)
+KEPT_SCHEMA = pa.schema([("key", pa.string()), ("shard", pa.int32()), ("sha256", SHA256), ("scrubbed", pa.bool_())])
 
 
 @dataclass
 class SourceScan:
     """What a release needs of the manifests, compact: one Arrow row per kept image (``kept``: key, input shard
-    index, sha256 of the stored bytes or "", whether the filter's privacy stage stored them), counts otherwise."""
+    index, sha256 of the stored bytes (32 bytes, null where the manifest has none), whether the filter's privacy
+    stage stored them), counts otherwise."""
 
     shards: list[ShardPaths]
     kept: pa.Table = field(default_factory=KEPT_SCHEMA.empty_table)  # in manifest order
     reasons: Counter[str] = field(default_factory=Counter)  # non-kept manifest rows and select rejects
     rows: int = 0  # manifest rows + select rejects
+
+
+def _digest(value: str | None, shard: ShardPaths) -> bytes | None:
+    if not value:
+        return None
+    try:
+        digest = bytes.fromhex(value)
+    except (TypeError, ValueError):
+        digest = b""
+    if len(digest) != 32:
+        raise ReleaseError(f"{shard.manifest}: sha256 {value!r} is not 64 hex digits")
+    return digest
 
 
 def _read_select_rejects(path: Path) -> Counter[str]:
@@ -78,10 +90,10 @@ def scan_source(directory: str | Path, candidates_rejects: str | Path | None = N
             scan.reasons[item["values"]] += item["counts"]
         kept = table.filter(is_kept)
         rows = kept.num_rows
-        sha256 = kept.column("sha256") if "sha256" in kept.column_names else pa.nulls(rows, pa.string())
-        sha256 = pc.fill_null(sha256.cast(pa.string()), "")
+        hexes = kept.column("sha256").to_pylist() if "sha256" in kept.column_names else [None] * rows
+        sha256 = pa.array([_digest(value, shard) for value in hexes], SHA256)
         privacy = kept.column("privacy") if "privacy" in kept.column_names else pa.nulls(rows, pa.string())
-        scrubbed = pc.and_(pc.not_equal(sha256, ""), pc.is_in(privacy.cast(pa.string()), pa.array(PRIVACY_ACTIONS)))
+        scrubbed = pc.and_(pc.is_valid(sha256), pc.is_in(privacy.cast(pa.string()), pa.array(PRIVACY_ACTIONS)))
         kept_parts.append(
             pa.table(
                 [kept.column("key"), pa.array(np.full(rows, shard.index, np.int32)), sha256, scrubbed],
@@ -100,13 +112,18 @@ def scan_source(directory: str | Path, candidates_rejects: str | Path | None = N
 
 
 def _check_kept_once(root: Path, rows: pa.Table) -> None:
-    """A key kept in one shard may not appear again in a later one (``rows``: key, kept, shard; manifest order)."""
-    counts = rows.group_by("key").aggregate([("key", "count")])
-    if counts.num_rows == rows.num_rows:
+    """A key kept in one shard may not appear again in a later one (``rows``: key, kept, shard; manifest order).
+    Keys are unique within a manifest; across them a sort finds repeats (8 bytes a row, no hash table)."""
+    keys = rows.column("key")
+    if len(keys) < 2:
         return
-    repeated = counts.filter(pc.greater(counts.column("key_count"), 1)).column("key")
+    ordered = keys.take(pc.sort_indices(keys))
+    repeats = pc.equal(ordered.slice(0, len(ordered) - 1), ordered.slice(1))
+    if not pc.any(repeats).as_py():
+        return
+    repeated = pc.unique(ordered.slice(0, len(ordered) - 1).filter(repeats))
     kept_in: dict[str, int] = {}
-    for row in rows.filter(pc.is_in(rows.column("key"), repeated)).to_pylist():  # only the repeated keys' rows
+    for row in rows.filter(pc.is_in(keys, repeated)).to_pylist():  # only the repeated keys' rows, manifest order
         if row["key"] in kept_in:
             name = shard_name(row["shard"])
             raise ReleaseError(f"{root}: key {row['key']!r} is kept in two shards ({kept_in[row['key']]:05d}, {name})")

@@ -191,3 +191,27 @@ def test_build_driver_uses_a_returning_arrow_pool() -> None:
         [sys.executable, "-c", POOL], capture_output=True, text=True, check=True, env={**env, POOL_ENV: "system"}
     ).stdout.split()
     assert mine == ["system", "system"], "a user's ARROW_DEFAULT_MEMORY_POOL wins"
+
+
+def test_superseded_keys_agree_with_the_latest_row_rule(tmp_path: Path) -> None:
+    from passkit.core.manifest import write_manifest
+    from passkit.core.shards import list_shards, superseded_keys
+
+    rng = np.random.default_rng(7)
+    latest: dict[str, int] = {}
+    placed: list[tuple[str, int]] = []
+    for index in range(12):  # retry rounds: later shards repeat some earlier keys
+        fresh = [f"k{index:02d}-{i:04d}" for i in range(300)]
+        again = [key for key, _ in placed if rng.random() < 0.02] if placed else []
+        keys = sorted(set(fresh + again))
+        write_manifest(ShardPaths(tmp_path, index).manifest, [{"key": k, "status": KEPT, "reason": ""} for k in keys])
+        placed += [(key, index) for key in keys]
+        latest.update({key: index for key in keys})
+    expected: dict[int, set[str]] = {}
+    for key, index in placed:
+        if latest[key] != index:
+            expected.setdefault(index, set()).add(key)
+    shards = list_shards(tmp_path)
+    assert expected and superseded_keys(shards) == {index: frozenset(keys) for index, keys in expected.items()}
+    first_round = [shard for shard in shards if shard.index == 0]
+    assert superseded_keys(first_round) == {}

@@ -17,9 +17,7 @@ the ratios large / small. Targets: RSS ratio <= 1.2, throughput within 10 % (rat
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import multiprocessing
 import os
 import shutil
 import subprocess
@@ -31,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from loopback import start_server
 
 SHARD_SIZE = 1000
 PER_CREATOR = 10
@@ -48,25 +48,6 @@ def image_bytes(index: int) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="JPEG", quality=80)
     return buffer.getvalue()
-
-
-def serve(port_queue: multiprocessing.Queue) -> None:
-    from aiohttp import web
-
-    async def image(request: web.Request) -> web.Response:
-        return web.Response(body=image_bytes(int(request.match_info["index"])), content_type="image/jpeg")
-
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_get("/img/{index:\\d+}.jpg", image)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=4096)
-        await site.start()
-        port_queue.put(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
-        await asyncio.Event().wait()
-
-    asyncio.run(main())
 
 
 def write_pool(path: Path, count: int, base: str) -> None:
@@ -182,11 +163,7 @@ def main() -> None:
     )
     parser.add_argument("--keep", type=Path, help="keep the runs in this folder (default: a temporary one)")
     args = parser.parse_args()
-    context = multiprocessing.get_context("spawn")
-    ports: multiprocessing.Queue = context.Queue()
-    server = context.Process(target=serve, args=(ports,), daemon=True)
-    server.start()
-    base = f"http://127.0.0.1:{ports.get(timeout=60)}"
+    server, base = start_server(image_bytes)
     root = args.keep or Path(tempfile.mkdtemp(prefix="passkit-scaling-"))
     print(f"load average before: {os.getloadavg()[0]:.2f}; {os.cpu_count()} CPUs; server {base}")
     results = []

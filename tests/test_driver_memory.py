@@ -215,3 +215,18 @@ def test_superseded_keys_agree_with_the_latest_row_rule(tmp_path: Path) -> None:
     assert expected and superseded_keys(shards) == {index: frozenset(keys) for index, keys in expected.items()}
     first_round = [shard for shard in shards if shard.index == 0]
     assert superseded_keys(first_round) == {}
+
+
+def test_near_index_memory_follows_the_rows() -> None:
+    """Bucket tables of at most 8 entries per indexed hash (the 2**22-entry table came at ~100k rows), and
+    candidate pairs checked in bounded blocks however full the buckets are."""
+    from passkit.stages import dedup
+
+    for rows in (1_000, 10_000, 100_000, 1_000_000, 17_000_000):
+        widths = dedup._layout(8, rows, rows)
+        assert sum(widths) == 64 and 2 ** max(widths) <= max(2**16, 8 * rows), (rows, widths)
+    counts = np.full(50, 10_000, np.int64)  # 50 probes of a 10,000-item bucket: 500,000 pairs
+    starts = np.zeros(50, np.int64)
+    blocks = list(dedup.HammingIndex._expand(starts, counts, np.arange(10_000, dtype=np.int32)))
+    assert sum(len(query) for query, _ in blocks) == 500_000
+    assert max(len(query) for query, _ in blocks) <= dedup._PAIR_BLOCK

@@ -16,11 +16,9 @@ rows, peak RSS, and checks a sample of passkit's stored bytes against the served
 from __future__ import annotations
 
 import argparse
-import asyncio
 import hashlib
 import io
 import json
-import multiprocessing
 import os
 import shutil
 import signal
@@ -36,6 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
+from loopback import start_server
 from passkit.download import final_rows
 
 MIN_BYTES, MAX_BYTES = 50_000, 200_000
@@ -74,27 +73,17 @@ def served_bytes(pool: list[bytes], index: int) -> bytes:
     return base[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + base[2:]
 
 
-def serve(port_queue: multiprocessing.Queue, pool_file: str, latency: float) -> None:
-    from aiohttp import web
+class PoolImages:
+    """``served_bytes`` of the pool saved at ``pool_file``, loaded on first use (in the server's process)."""
 
-    pool = load_pool(Path(pool_file))
+    def __init__(self, pool_file: str) -> None:
+        self.pool_file = pool_file
+        self.pool: list[bytes] | None = None
 
-    async def image(request: web.Request) -> web.Response:
-        await asyncio.sleep(latency)
-        index = int(request.match_info["index"])
-        return web.Response(body=served_bytes(pool, index), content_type="image/jpeg")
-
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_get("/img/{index:\\d+}.jpg", image)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=4096)
-        await site.start()
-        port_queue.put(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
-        await asyncio.Event().wait()
-
-    asyncio.run(main())
+    def __call__(self, index: int) -> bytes:
+        if self.pool is None:
+            self.pool = load_pool(Path(self.pool_file))
+        return served_bytes(self.pool, index)
 
 
 def process_tree_rss(root: int) -> int:
@@ -296,15 +285,10 @@ def main() -> None:
     pool = make_pool(args.pool)
     pool_file = args.work / "pool.parquet"
     save_pool(pool, pool_file)
-    context = multiprocessing.get_context("spawn")
-    ports: multiprocessing.Queue = context.Queue()
-    server = context.Process(target=serve, args=(ports, str(pool_file), args.latency), daemon=True)
-    server.start()
+    server, base_url = start_server(PoolImages(str(pool_file)), args.latency)
     passkit_runs: list[dict[str, float]] = []
     i2d_runs: list[dict[str, float]] = []
     try:
-        port = ports.get(timeout=120)
-        base_url = f"http://127.0.0.1:{port}"
         candidates = write_inputs(args.work, base_url, args.images)
         sizes = [len(served_bytes(pool, i)) for i in range(min(args.images, len(pool)))]
         print(

@@ -8,8 +8,9 @@ benchmarks/human_filter_speed.py; here the question is the pipeline's own scalin
 on. The process tree's resident memory is sampled every 0.1 s (sum over the build and its workers), and the build's
 own process's peak (VmHWM) is read from /proc while it runs.
 
-Prints, per size: records/s of each stage (run.json timings), end-to-end records/s, peak RSS (tree, driver); then
-the ratios large / small. Targets: RSS ratio <= 1.2, throughput within 10 % (ratio >= 0.9).
+Prints, per size: records/s of each stage (run.json timings), end-to-end records/s, peak RSS (tree, driver) and the
+driver's sampled RSS peak per phase (select; download + filter + global pass; release); then the ratios large /
+small. Targets: RSS ratio <= 1.2, throughput within 10 % (ratio >= 0.9).
 
     python benchmarks/pipeline_scaling.py [--sizes 10000 100000] [--workers 2] [--no-release] [--keep DIR]
 """
@@ -17,9 +18,7 @@ the ratios large / small. Targets: RSS ratio <= 1.2, throughput within 10 % (rat
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import multiprocessing
 import os
 import shutil
 import subprocess
@@ -31,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from loopback import start_server
 
 SHARD_SIZE = 1000
 PER_CREATOR = 10
@@ -48,25 +49,6 @@ def image_bytes(index: int) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="JPEG", quality=80)
     return buffer.getvalue()
-
-
-def serve(port_queue: multiprocessing.Queue) -> None:
-    from aiohttp import web
-
-    async def image(request: web.Request) -> web.Response:
-        return web.Response(body=image_bytes(int(request.match_info["index"])), content_type="image/jpeg")
-
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_get("/img/{index:\\d+}.jpg", image)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=4096)
-        await site.start()
-        port_queue.put(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
-        await asyncio.Event().wait()
-
-    asyncio.run(main())
 
 
 def write_pool(path: Path, count: int, base: str) -> None:
@@ -131,14 +113,28 @@ def tree_rss(root: int) -> int:
     return total
 
 
-def driver_hwm(pid: int) -> int:
+def driver_memory(pid: int) -> tuple[int, int]:
+    """(VmRSS, VmHWM) of the build process, in bytes."""
+    values = {"VmRSS:": 0, "VmHWM:": 0}
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
+            name = line.split(maxsplit=1)[0] if line else ""
+            if name in values:
+                values[name] = int(line.split()[1]) * 1024
     except OSError:
         pass
-    return 0
+    return values["VmRSS:"], values["VmHWM:"]
+
+
+PHASES = ("select", "download+filter", "release")
+
+
+def phase_of(run: Path) -> str:
+    """Where the build is, from the files it has published: candidates.parquet ends select, release/ starts the
+    release step (download, filter and the filter's global pass lie between)."""
+    if (run / "release").exists():
+        return "release"
+    return "download+filter" if (run / "candidates.parquet").exists() else "select"
 
 
 def run_size(count: int, folder: Path, base: str, workers: int, release: bool = True) -> dict:
@@ -151,9 +147,13 @@ def run_size(count: int, folder: Path, base: str, workers: int, release: bool = 
         [sys.executable, "-m", "passkit.cli", "build", str(config)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
     )
     peak_tree = peak_driver = 0
+    phase_peaks = dict.fromkeys(PHASES, 0)  # the build process's sampled RSS per phase
     while process.poll() is None:
         peak_tree = max(peak_tree, tree_rss(process.pid))
-        peak_driver = max(peak_driver, driver_hwm(process.pid))
+        rss, hwm = driver_memory(process.pid)
+        peak_driver = max(peak_driver, hwm)
+        phase = phase_of(out)
+        phase_peaks[phase] = max(phase_peaks[phase], rss)
         time.sleep(0.1)
     seconds = time.monotonic() - started
     output = process.stdout.read().decode() if process.stdout else ""
@@ -168,6 +168,7 @@ def run_size(count: int, folder: Path, base: str, workers: int, release: bool = 
         "stages": {t["stage"]: (t["seconds"], t["items"]) for t in report["timings"]},
         "peak_tree": peak_tree,
         "peak_driver": peak_driver,
+        "phase_peaks": phase_peaks,
     }
 
 
@@ -182,11 +183,7 @@ def main() -> None:
     )
     parser.add_argument("--keep", type=Path, help="keep the runs in this folder (default: a temporary one)")
     args = parser.parse_args()
-    context = multiprocessing.get_context("spawn")
-    ports: multiprocessing.Queue = context.Queue()
-    server = context.Process(target=serve, args=(ports,), daemon=True)
-    server.start()
-    base = f"http://127.0.0.1:{ports.get(timeout=60)}"
+    server, base = start_server(image_bytes)
     root = args.keep or Path(tempfile.mkdtemp(prefix="passkit-scaling-"))
     print(f"load average before: {os.getloadavg()[0]:.2f}; {os.cpu_count()} CPUs; server {base}")
     results = []
@@ -203,6 +200,8 @@ def main() -> None:
                 f"{count / result['seconds']:,.0f} records/s end to end | {stages} | peak RSS tree "
                 f"{result['peak_tree'] / 2**20:,.0f} MiB, driver {result['peak_driver'] / 2**20:,.0f} MiB"
             )
+            phases = ", ".join(f"{name} {peak / 2**20:,.0f} MiB" for name, peak in result["phase_peaks"].items())
+            print(f"{'':>9}  driver RSS sampled per phase: {phases}", flush=True)
     finally:
         server.terminate()
         if args.keep is None:
@@ -212,6 +211,9 @@ def main() -> None:
     print(f"ratios {large['records']:,} / {small['records']:,} records (targets: RSS <= 1.20, throughput >= 0.90):")
     print(f"  peak RSS, process tree   {large['peak_tree'] / small['peak_tree']:.3f}")
     print(f"  peak RSS, build process  {large['peak_driver'] / small['peak_driver']:.3f}")
+    for phase in PHASES:
+        if small["phase_peaks"][phase] and large["phase_peaks"][phase]:
+            print(f"  driver RSS {phase:<15} {large['phase_peaks'][phase] / small['phase_peaks'][phase]:.3f}")
     for stage, (secs, items) in small["stages"].items():
         big_secs, big_items = large["stages"][stage]
         if secs and items and big_secs and big_items:

@@ -191,3 +191,42 @@ def test_build_driver_uses_a_returning_arrow_pool() -> None:
         [sys.executable, "-c", POOL], capture_output=True, text=True, check=True, env={**env, POOL_ENV: "system"}
     ).stdout.split()
     assert mine == ["system", "system"], "a user's ARROW_DEFAULT_MEMORY_POOL wins"
+
+
+def test_superseded_keys_agree_with_the_latest_row_rule(tmp_path: Path) -> None:
+    from passkit.core.manifest import write_manifest
+    from passkit.core.shards import list_shards, superseded_keys
+
+    rng = np.random.default_rng(7)
+    latest: dict[str, int] = {}
+    placed: list[tuple[str, int]] = []
+    for index in range(12):  # retry rounds: later shards repeat some earlier keys
+        fresh = [f"k{index:02d}-{i:04d}" for i in range(300)]
+        again = [key for key, _ in placed if rng.random() < 0.02] if placed else []
+        keys = sorted(set(fresh + again))
+        write_manifest(ShardPaths(tmp_path, index).manifest, [{"key": k, "status": KEPT, "reason": ""} for k in keys])
+        placed += [(key, index) for key in keys]
+        latest.update({key: index for key in keys})
+    expected: dict[int, set[str]] = {}
+    for key, index in placed:
+        if latest[key] != index:
+            expected.setdefault(index, set()).add(key)
+    shards = list_shards(tmp_path)
+    assert expected and superseded_keys(shards) == {index: frozenset(keys) for index, keys in expected.items()}
+    first_round = [shard for shard in shards if shard.index == 0]
+    assert superseded_keys(first_round) == {}
+
+
+def test_near_index_memory_follows_the_rows() -> None:
+    """Bucket tables of at most 8 entries per indexed hash (the 2**22-entry table came at ~100k rows), and
+    candidate pairs checked in bounded blocks however full the buckets are."""
+    from passkit.stages import dedup
+
+    for rows in (1_000, 10_000, 100_000, 1_000_000, 17_000_000):
+        widths = dedup._layout(8, rows, rows)
+        assert sum(widths) == 64 and 2 ** max(widths) <= max(2**16, 8 * rows), (rows, widths)
+    counts = np.full(50, 10_000, np.int64)  # 50 probes of a 10,000-item bucket: 500,000 pairs
+    starts = np.zeros(50, np.int64)
+    blocks = list(dedup.HammingIndex._expand(starts, counts, np.arange(10_000, dtype=np.int32)))
+    assert sum(len(query) for query, _ in blocks) == 500_000
+    assert max(len(query) for query, _ in blocks) <= dedup._PAIR_BLOCK

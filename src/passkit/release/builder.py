@@ -16,6 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from passkit.core.licenses import LicensePolicy
 from passkit.core.reasons import IMAGE_CORRUPT, LICENSE_NOT_ALLOWED
 from passkit.core.sample import Sample
@@ -26,10 +30,18 @@ from passkit.release.config import ReleaseConfig
 from passkit.release.decisions import ReviewDataError, read_audit, read_decisions
 from passkit.release.documents import write_documents
 from passkit.release.images import ImageRejectedError, release_image
-from passkit.release.metadata import attribution_of, metadata_row, metadata_table, parse_json_part, sample_json
+from passkit.release.metadata import (
+    attribution_of,
+    iter_values,
+    metadata_row,
+    parse_json_part,
+    sample_json,
+)
+from passkit.release.metadata import schema as metadata_schema
 from passkit.release.publish import check_output, staging_folder
 from passkit.release.record import HistoryEntry, ReleaseRecord
 from passkit.release.source import ReleaseError, scan_source
+from passkit.release.summary import MetadataSink
 from passkit.release.thumbnails import grid_keys
 
 MAX_OPEN_WRITERS = 256  # release shards written at once; more shards take more passes over the input
@@ -87,23 +99,51 @@ def _input_samples(shard: ShardPaths, expected: set[str]) -> Iterator[Sample]:
         raise ReleaseError(f"{shard.tar}: kept in the manifest but absent from the tar: {missing[:5]}")
 
 
-class _Packer:
-    """Checks one input sample and writes the released form; collects metadata rows and left-out reasons."""
+@dataclass
+class _InputShard:
+    """What the release expects of one input shard: its kept keys (sha256 where known, whether the filter stored
+    them scrubbed) and the release shard of each released one (-1: left out in review)."""
 
-    def __init__(
-        self,
-        staging: Path,
-        cfg: ReleaseConfig,
-        expected_sha256: dict[str, str],
-        scrubbed: set[str],
-        grid_candidates: set[str],
-    ) -> None:
+    shard: ShardPaths
+    keys: set[str]
+    sha256: dict[str, str]
+    scrubbed: set[str]
+    target: dict[str, int]
+    targets: frozenset[int]
+
+    @classmethod
+    def of(cls, shard: ShardPaths, rows: pa.Table) -> _InputShard:
+        keys, digests = rows.column("key").to_pylist(), rows.column("sha256").to_pylist()
+        scrubbed, targets = rows.column("scrubbed").to_pylist(), rows.column("target").to_pylist()
+        return cls(
+            shard,
+            set(keys),
+            {key: digest.hex() for key, digest in zip(keys, digests, strict=True) if digest},
+            {key for key, flag in zip(keys, scrubbed, strict=True) if flag},
+            {key: target for key, target in zip(keys, targets, strict=True) if target >= 0},
+            frozenset(targets),
+        )
+
+
+class _Packer:
+    """Checks one input sample and writes the released form; collects left-out reasons and the metadata rows of
+    each release shard (as Arrow tables, one per input shard visit), which go to the metadata sink, in shard order,
+    as soon as the shard is complete."""
+
+    def __init__(self, staging: Path, cfg: ReleaseConfig, grid_candidates: set[str], sink: MetadataSink) -> None:
         self.staging = staging
         self.cfg = cfg
         self.policy = LicensePolicy.parse(cfg.license_policy)
-        self.expected_sha256 = expected_sha256
-        self.scrubbed = scrubbed
-        self.rows: list[dict[str, Any]] = []
+        self.schema = metadata_schema(cfg.include_gps)
+        self.sink = sink
+        self.expected_sha256: dict[str, str] = {}
+        self.scrubbed: set[str] = set()
+        self.rows: dict[int, list[dict[str, Any]]] = {}  # release shard -> rows from the input shard being read
+        self.pending: dict[int, list[pa.Table]] = {}  # release shard -> rows so far
+        self.complete: dict[int, pa.Table | None] = {}  # complete release shards waiting for a lower one
+        self.next_shard = 0  # the next release shard the sink takes
+        self.released = 0
+        self.total = 0  # images to release (progress)
         self.left_out: Counter[str] = Counter()
         self.stripped = 0
         self.converted = 0
@@ -144,45 +184,109 @@ class _Packer:
             path = self.staging / layout.folder_image(sample.key, image.sha256, image.ext)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(image.data)
-        self.rows.append(row)
+        self.rows.setdefault(shard_index, []).append(row)
+        self.released += 1
         if sample.key in self.grid_candidates:
             self.grid_images[sample.key] = image.data
+
+    def start(self, shard: _InputShard) -> None:
+        self.expected_sha256, self.scrubbed = shard.sha256, shard.scrubbed
+
+    def flush(self) -> None:
+        """The input shard's rows become Arrow tables (compact; no Python object per image stays)."""
+        for index, rows in self.rows.items():
+            self.pending.setdefault(index, []).append(pa.Table.from_pylist(rows, schema=self.schema))
+        self.rows = {}
+
+    def finish(self, index: int) -> None:
+        """Release shard ``index`` is complete: its rows, sorted by key, go to the sink once every lower shard's
+        have."""
+        parts = self.pending.pop(index, [])
+        table = pa.concat_tables(parts) if parts else None
+        self.complete[index] = None if table is None else table.take(pc.sort_indices(table.column("key")))
+        while self.next_shard in self.complete:
+            rows = self.complete.pop(self.next_shard)
+            if rows is not None:
+                self.sink.add(layout.shard_tar(self.next_shard), rows)
+            self.next_shard += 1
 
 
 def _pack(
     staging: Path,
-    scan_shards: list[ShardPaths],
-    keys_by_shard: dict[int, set[str]],
-    assignment: dict[str, int],
+    inputs: Callable[[], Iterator[_InputShard]],
+    remaining: np.ndarray,
     packer: _Packer,
     progress: Progress | None,
 ) -> None:
-    shard_count = max(assignment.values(), default=-1) + 1
+    """Write the release shards (``remaining[i]``: images planned for shard ``i``), at most ``MAX_OPEN_WRITERS``
+    at a time; a shard is closed as soon as all its images were seen (early when the input is in key order)."""
+    remaining = remaining.copy()
+    shard_count = len(remaining)
     done = 0
+
+    def close(index: int, writer: ShardWriter) -> None:
+        writer.close()
+        if len(writer) == 0:  # every image of this slot was left out at release time
+            writer.path.unlink()
+        packer.finish(index)
+
     for start in range(0, shard_count, MAX_OPEN_WRITERS):
         group = range(start, min(start + MAX_OPEN_WRITERS, shard_count))
         writers = {index: ShardWriter(staging / layout.shard_tar(index)) for index in group}
         try:
-            for shard in scan_shards:
-                expected = keys_by_shard.get(shard.index, set())
-                if not any(assignment.get(key, -1) in group for key in expected) and start > 0:
+            for shard in inputs():
+                if start > 0 and not any(target in group for target in shard.targets):
                     continue
-                for sample in _input_samples(shard, expected):
-                    target = assignment.get(sample.key)
+                packer.start(shard)
+                for sample in _input_samples(shard.shard, shard.keys):
+                    target = shard.target.get(sample.key)
                     if target is None or target not in group:
                         continue
                     packer.add(sample, target, writers[target])
+                    remaining[target] -= 1
                     done += 1
                     if progress is not None:
-                        progress(done, len(assignment))
+                        progress(done, packer.total)
+                packer.flush()
+                for index in [index for index in writers if remaining[index] == 0]:
+                    close(index, writers.pop(index))
+            for index in list(writers):
+                close(index, writers.pop(index))
         except BaseException:
             for writer in writers.values():
                 writer.abort()
             raise
-        for writer in writers.values():
-            writer.close()
-            if len(writer) == 0:  # every image of this slot was left out at release time
-                writer.path.unlink()
+
+
+def _plan(kept: pa.Table, review_rejected: pa.Array, shard_size: int) -> pa.Table:
+    """``kept`` with a ``target`` column, in input shard order: the release shard of each image (-1 when left out
+    in review); released image ``i`` in key order goes to release shard ``i // shard_size``."""
+    keys = kept.column("key")
+    released = None
+    if pc.any(review_rejected).as_py():
+        released = np.flatnonzero(pc.invert(review_rejected).to_numpy(zero_copy_only=False))
+        keys = keys.take(released)
+    order = pc.sort_indices(keys).to_numpy()
+    target = np.full(kept.num_rows, -1, np.int32)
+    target[order if released is None else released[order]] = np.arange(len(order), dtype=np.int64) // shard_size
+    del order
+    planned = kept.append_column("target", pa.array(target))
+    if np.any(np.diff(planned.column("shard").to_numpy()) < 0):  # scan order is input shard order already
+        planned = planned.take(pc.sort_indices(planned, [("shard", "ascending")]))
+    return planned
+
+
+def _by_input_shard(shards: list[ShardPaths], planned: pa.Table) -> Callable[[], Iterator[_InputShard]]:
+    index = planned.column("shard").to_numpy()
+    shard_indices = np.array([shard.index for shard in shards], np.int32)
+    starts = np.searchsorted(index, shard_indices, side="left")
+    ends = np.searchsorted(index, shard_indices, side="right")
+
+    def inputs() -> Iterator[_InputShard]:
+        for shard, begin, end in zip(shards, starts.tolist(), ends.tolist(), strict=True):
+            yield _InputShard.of(shard, planned.slice(begin, end - begin))
+
+    return inputs
 
 
 def build_release(
@@ -203,29 +307,39 @@ def build_release(
         audit = read_audit(source_dir)
     except ReviewDataError as error:
         raise ReleaseError(str(error)) from error
-    review_rejects = {
-        key: decision.reason for key, decision in decisions.items() if decision.label == "problem" and key in scan.kept
-    }
-    released_keys = sorted(key for key in scan.kept if key not in review_rejects)
-    if not released_keys:
+    problems = {key: decision.reason for key, decision in decisions.items() if decision.label == "problem"}
+    kept_keys = scan.kept.column("key")
+    review_rejected = pc.is_in(kept_keys, pa.array(list(problems), pa.string()))
+    review_rejects = Counter(problems[key] for key in kept_keys.filter(review_rejected).to_pylist())
+    planned = _plan(scan.kept, review_rejected, cfg.shard_size)
+    released_keys = kept_keys.filter(pc.invert(review_rejected)) if review_rejects else kept_keys
+    if not len(released_keys):
         raise ReleaseError(
-            f"{source_dir}: nothing to release ({len(scan.kept)} kept by the filter, {len(review_rejects)} rejected "
-            "in review)"
+            f"{source_dir}: nothing to release ({scan.kept.num_rows} kept by the filter, "
+            f"{sum(review_rejects.values())} rejected in review)"
         )
-    assignment = {key: position // cfg.shard_size for position, key in enumerate(released_keys)}
-    keys_by_shard: dict[int, set[str]] = {}
-    for key, index in scan.kept.items():
-        keys_by_shard.setdefault(index, set()).add(key)
+    targets = planned.column("target").to_numpy()
+    remaining = np.bincount(targets[targets >= 0])  # images per release shard
     with staging_folder(out) as staging:
         # The grid shows the first sample_grid released keys in hash order; twice as many candidates cover keys
         # left out at release time (the rest, if ever needed, are read back from the shards).
-        grid_candidates = set(grid_keys(released_keys, 2 * cfg.sample_grid))
-        packer = _Packer(staging, cfg, scan.kept_sha256, scan.scrubbed, grid_candidates)
-        packer.left_out.update(review_rejects.values())
-        _pack(staging, scan.shards, keys_by_shard, assignment, packer, progress)
+        grid_candidates = set(grid_keys(iter_values(released_keys), 2 * cfg.sample_grid))
+        sink = MetadataSink(staging, cfg.include_gps, cfg.sample_grid)
+        packer = _Packer(staging, cfg, grid_candidates, sink)
+        packer.total = len(released_keys)
+        packer.left_out.update(review_rejects)
+        del released_keys
+        try:
+            _pack(staging, _by_input_shard(scan.shards, planned), remaining, packer, progress)
+        except BaseException:
+            sink.abort()
+            raise
+        summary = sink.close()
+        del planned
         reasons = scan.reasons + packer.left_out
         version = cfg.resolved_version
-        on_kept = [decision for key, decision in decisions.items() if key in scan.kept]
+        decided = pa.array(list(decisions), pa.string())
+        on_kept = [decisions[key] for key in decided.filter(pc.is_in(decided, kept_keys)).to_pylist()]
         record = ReleaseRecord(
             name=cfg.name,
             title=cfg.title,
@@ -250,20 +364,19 @@ def build_release(
             },
             audit=audit,
             history=[
-                HistoryEntry(version=version, kind="release", images=len(packer.rows), removed=dict(packer.left_out))
+                HistoryEntry(version=version, kind="release", images=packer.released, removed=dict(packer.left_out))
             ],
         )
-        table = metadata_table(packer.rows, cfg.include_gps)
-        if record.released != table.num_rows:
-            raise ReleaseError(f"counts do not add up: {record.released} expected, {table.num_rows} written")
-        write_documents(staging, record, table, packer.grid_images)
+        if record.released != summary.images:
+            raise ReleaseError(f"counts do not add up: {record.released} expected, {summary.images} written")
+        write_documents(staging, record, summary, packer.grid_images)
     return ReleaseReport(
         out=out,
         name=cfg.name,
         version=version,
-        images=table.num_rows,
-        shards=len(set(table.column("shard").to_pylist())),
-        bytes=sum(table.column("size").to_pylist()),
+        images=summary.images,
+        shards=len(summary.shards),
+        bytes=summary.stats().bytes,
         candidates=record.candidates,
         funnel=record.funnel(),
         left_out=dict(packer.left_out),

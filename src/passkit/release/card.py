@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import pyarrow as pa
-
 from passkit.release import layout
 from passkit.release.record import HistoryEntry, ReleaseRecord
-from passkit.release.stats import human_bytes, release_stats
+from passkit.release.stats import human_bytes
+from passkit.release.summary import ReleaseSummary
 
 SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"))
 CHANGELOG_KEYS_SHOWN = 200
@@ -45,9 +44,9 @@ def _front_matter(record: ReleaseRecord, licenses: list[str], images: int) -> st
     )
 
 
-def render_card(record: ReleaseRecord, table: pa.Table) -> str:
-    stats = release_stats(table)
-    shards = sorted(set(table.column("shard").to_pylist()))
+def render_card(record: ReleaseRecord, summary: ReleaseSummary) -> str:
+    stats = summary.stats()
+    shards = sorted(summary.shards)
     audit = record.audit["statement"] if record.audit else "not audited (no residual-human bound is stated)"
     licences = "\n".join(f"| {lid} | {name} | {count:,} |" for lid, name, count in stats.license_names())
     funnel = "\n".join(

@@ -17,7 +17,7 @@ from passkit.core.licenses import license_url
 from passkit.release.checksums import file_sha256
 from passkit.release.metadata import METADATA_PARQUET, column_descriptions
 from passkit.release.record import ReleaseRecord
-from passkit.release.stats import release_stats
+from passkit.release.summary import ReleaseSummary
 
 CONFORMS_TO = "http://mlcommons.org/croissant/1.0"
 CONTEXT: dict[str, Any] = {
@@ -78,7 +78,7 @@ def _data_type(name: str, kind: pa.DataType) -> str:
 
 
 def render_croissant(
-    folder: Path, record: ReleaseRecord, table: pa.Table, digests: dict[str, str] | None = None
+    folder: Path, record: ReleaseRecord, summary: ReleaseSummary, digests: dict[str, str] | None = None
 ) -> str:
     """The JSON-LD text; ``digests``: sha256 of release files already computed (path -> hex)."""
     digests = digests if digests is not None else {}
@@ -86,9 +86,9 @@ def render_croissant(
     def sha256(name: str) -> str:
         return digests.get(name) or file_sha256(folder / name)
 
-    stats = release_stats(table)
-    shards = sorted(set(table.column("shard").to_pylist()))
-    formats = sorted(set(table.column("format").to_pylist()))
+    stats = summary.stats()
+    shards = sorted(summary.shards)
+    formats = sorted(summary.formats)
     descriptions = column_descriptions(record.include_gps)
     distribution: list[dict[str, Any]] = [
         {
@@ -133,7 +133,7 @@ def render_croissant(
             "dataType": _data_type(field.name, field.type),
             "source": {"fileObject": {"@id": METADATA_PARQUET}, "extract": {"column": field.name}},
         }
-        for field in table.schema
+        for field in summary.schema
     ]
     image_fields: list[dict[str, Any]] = [
         {

@@ -10,15 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from html import escape
 from pathlib import Path
-
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import Any
 
 from passkit.core.attribution import Attribution
 from passkit.release.charts import binned, hbar_chart, histogram
 from passkit.release.record import ReleaseRecord
-from passkit.release.stats import ReleaseStats, human_bytes, release_stats
-from passkit.release.thumbnails import grid_keys, thumbnails
+from passkit.release.stats import ReleaseStats, human_bytes
+from passkit.release.summary import ReleaseSummary
+from passkit.release.thumbnails import thumbnails
 
 CREATOR_EDGES = (1, 2, 3, 5, 10, 20, 40, 80)
 SIDE_EDGES = (0, 128, 256, 384, 512, 768, 1024, 2048)
@@ -109,15 +108,14 @@ def _figures_html(stats: ReleaseStats) -> str:
     return f'<div class="charts"><div>{licenses}{top}</div>{creators}{sides}{sizes}</div>'
 
 
-def grid_html(folder: Path, table: pa.Table, count: int, images: Mapping[str, bytes] | None = None) -> str:
-    if count == 0:
+def grid_html(folder: Path, rows: list[dict[str, Any]], images: Mapping[str, bytes] | None = None) -> str:
+    """``rows``: metadata rows of the grid's images, in grid order (``ReleaseSummary.grid_rows``)."""
+    if not rows:
         return "<p>No sample grid in this release (sample_grid = 0).</p>"
-    keys = grid_keys(table.column("key").to_pylist(), count)
-    rows = {row["key"]: row for row in table.filter(pc.is_in(table.column("key"), pa.array(keys))).to_pylist()}
-    uris = thumbnails(folder, {key: rows[key]["shard"] for key in keys}, images)
+    uris = thumbnails(folder, {row["key"]: row["shard"] for row in rows}, images)
     figures = []
-    for key in keys:
-        row = rows[key]
+    for row in rows:
+        key = row["key"]
         attribution = Attribution(row["creator"], row["title"], row["page_url"], row["license"], row["license_url"])
         figures.append(
             f'<figure><img src="{uris[key]}" alt="{escape(key)}" width="160" height="160">'
@@ -135,12 +133,12 @@ def _history_html(record: ReleaseRecord) -> str:
 
 
 def render_datasheet(
-    folder: Path, record: ReleaseRecord, table: pa.Table, images: Mapping[str, bytes] | None = None
+    folder: Path, record: ReleaseRecord, summary: ReleaseSummary, images: Mapping[str, bytes] | None = None
 ) -> str:
     """The page; ``images``: bytes of released images already in memory (the sample grid reads the rest)."""
-    stats = release_stats(table)
+    stats = summary.stats()
     name = escape(f"{record.name} v{record.version}")
-    shards = len(set(table.column("shard").to_pylist()))
+    shards = len(summary.shards)
     removed_people = sum(n for r, n in record.reasons.items() if r.startswith(("humans", "review:human")))
     policy = escape(record.license_policy)
     licences = ", ".join(f"{escape(lid)} ({count:,})" for lid, count in stats.licenses)
@@ -182,7 +180,7 @@ information and no NSFW content; the audit above states how well that holds.</p>
 {_figures_html(stats)}
 <h3>Sample</h3>
 <p>A fixed sample of the release (chosen by a hash of the key), with attribution.</p>
-{grid_html(folder, table, min(record.sample_grid, stats.images), images)}
+{grid_html(folder, summary.grid_rows()[: record.sample_grid], images)}
 <h2>Collection</h2>
 <p>Candidates came from public photo pools ({sources}) and were chosen from their metadata first — license
 policy <code>{policy}</code>, complete attribution (creator, page, license), a cap per creator — and only then

@@ -6,50 +6,46 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from passkit.core.manifest import write_manifest
 from passkit.release import layout
 from passkit.release.card import render_card, render_changelog
 from passkit.release.checksums import file_sha256, write_checksums
 from passkit.release.croissant import render_croissant
 from passkit.release.datasheet import render_datasheet
-from passkit.release.metadata import METADATA_PARQUET, write_metadata
+from passkit.release.metadata import METADATA_PARQUET, shard_groups
 from passkit.release.record import ReleaseRecord
+from passkit.release.summary import MetadataSink, ReleaseSummary
 
 
-def write_shard_manifests(folder: Path, table: pa.Table) -> None:
-    """``shards/pass-NNNNN.parquet`` next to each tar (``passkit verify RELEASE/shards --prefix pass-``)."""
-    for shard in sorted(set(table.column("shard").to_pylist())):
-        rows = table.filter(pc.equal(table.column("shard"), shard)).select(["key", "sha256", "size", "width", "height"])
-        manifest = rows.append_column("status", pa.array(["kept"] * rows.num_rows, pa.string()))
-        manifest = manifest.append_column("reason", pa.array([""] * rows.num_rows, pa.string()))
-        write_manifest(folder / _manifest(shard), manifest)
-
-
-def _manifest(shard_tar: str) -> str:
-    return shard_tar.removesuffix(".tar") + ".parquet"
+def write_metadata_of(folder: Path, table: pa.Table, record: ReleaseRecord) -> ReleaseSummary:
+    """metadata.parquet/csv and the shard manifests of a release whose metadata table is at hand (a takedown)."""
+    sink = MetadataSink(folder, record.include_gps, record.sample_grid)
+    try:
+        for shard, rows in shard_groups(table):
+            sink.add(shard, rows)
+    except BaseException:
+        sink.abort()
+        raise
+    return sink.close()
 
 
 def write_documents(
     folder: Path,
     record: ReleaseRecord,
-    table: pa.Table,
+    summary: ReleaseSummary,
     images: Mapping[str, bytes] | None = None,
     digests: Mapping[str, str] | None = None,
 ) -> None:
-    """Metadata, shard manifests, VERSION, release.json, Croissant, datasheet, card, changelog, SHA256SUMS.
-    ``images``: bytes of released images already in memory (saves reading shards for the sample grid);
-    ``digests``: sha256 of shard files known to be unchanged (a takedown's untouched shards)."""
-    write_metadata(folder, table)
-    write_shard_manifests(folder, table)
+    """VERSION, release.json, Croissant, datasheet, card, changelog, SHA256SUMS (metadata and shard manifests are
+    written by ``MetadataSink``). ``images``: bytes of released images already in memory (saves reading shards for
+    the sample grid); ``digests``: sha256 of shard files known to be unchanged (a takedown's untouched shards)."""
     (folder / layout.VERSION_FILE).write_text(f"{record.version}\n", encoding="utf-8")
     record.write(folder)
-    shards = sorted(set(table.column("shard").to_pylist()))
     known = digests or {}
-    digests = {name: known.get(name) or file_sha256(folder / name) for name in [*shards, METADATA_PARQUET]}
-    (folder / layout.CROISSANT_FILE).write_text(render_croissant(folder, record, table, digests), encoding="utf-8")
-    (folder / layout.DATASHEET_FILE).write_text(render_datasheet(folder, record, table, images), encoding="utf-8")
-    (folder / layout.CARD_FILE).write_text(render_card(record, table), encoding="utf-8")
+    names = [*sorted(summary.shards), METADATA_PARQUET]
+    digests = {name: known.get(name) or file_sha256(folder / name) for name in names}
+    (folder / layout.CROISSANT_FILE).write_text(render_croissant(folder, record, summary, digests), encoding="utf-8")
+    (folder / layout.DATASHEET_FILE).write_text(render_datasheet(folder, record, summary, images), encoding="utf-8")
+    (folder / layout.CARD_FILE).write_text(render_card(record, summary), encoding="utf-8")
     (folder / layout.CHANGELOG_FILE).write_text(render_changelog(record), encoding="utf-8")
     write_checksums(folder, known=digests)

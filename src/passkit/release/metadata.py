@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from passkit.core.attribution import Attribution, clean_text
@@ -118,20 +119,21 @@ def sample_json(row: dict[str, Any]) -> dict[str, Any]:
     return {name: row[name] for name in (*JSON_FIELDS, *(name for name in GPS_COLUMNS if name in row))}
 
 
-def metadata_table(rows: list[dict[str, Any]], include_gps: bool) -> pa.Table:
-    rows = sorted(rows, key=lambda row: row["key"])
-    return pa.Table.from_pylist(rows, schema=schema(include_gps))
+def iter_values(array: pa.Array | pa.ChunkedArray, batch: int = 65_536) -> Iterator[Any]:
+    """The array's values as Python objects, a batch at a time (never the whole column as a list)."""
+    for offset in range(0, len(array), batch):
+        yield from array.slice(offset, batch).to_pylist()
 
 
-def write_metadata(folder: Path, table: pa.Table) -> None:
-    """metadata.parquet (zstd, no statistics that vary) and metadata.csv (RFC 4180, UTF-8, LF)."""
-    pq.write_table(table, folder / METADATA_PARQUET, compression="zstd", write_statistics=True)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(table.column_names)
-    for row in table.to_pylist():
-        writer.writerow(["" if value is None else value for value in row.values()])
-    (folder / METADATA_CSV).write_text(buffer.getvalue(), encoding="utf-8", newline="")
+def shard_groups(table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
+    """``(shard, its rows)`` in shard order, rows in table order."""
+    encoded = pc.dictionary_encode(table.column("shard")).combine_chunks()
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(encoded.dictionary) + 1))
+    names = encoded.dictionary.to_pylist()
+    for code in sorted(range(len(names)), key=names.__getitem__):
+        yield names[code], table.take(pa.array(order[bounds[code] : bounds[code + 1]]))
 
 
 def read_metadata(folder: str | Path) -> pa.Table:

@@ -22,7 +22,7 @@ from passkit.core.tar import ShardError, ShardWriter, read_shard
 from passkit.release import layout
 from passkit.release.checksums import read_checksums, verify_checksums
 from passkit.release.config import DATE_PATTERN
-from passkit.release.documents import write_documents
+from passkit.release.documents import write_documents, write_metadata_of
 from passkit.release.metadata import read_metadata
 from passkit.release.publish import check_output, staging_folder
 from passkit.release.record import HistoryEntry, ReleaseRecord
@@ -169,5 +169,6 @@ def takedown(
                 note=note,
             )
         )
-        write_documents(staging, record, kept, digests=unchanged)
+        summary = write_metadata_of(staging, kept, record)
+        write_documents(staging, record, summary, digests=unchanged)
     return report

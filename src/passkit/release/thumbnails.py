@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import heapq
 import io
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -17,8 +18,9 @@ THUMB_QUALITY = 75
 
 
 def grid_keys(keys: Iterable[str], count: int) -> list[str]:
-    """``count`` keys ranked by sha256 of the key: the same release always shows the same images."""
-    return sorted(keys, key=lambda key: hashlib.sha256(f"passkit-sample-grid:{key}".encode()).digest())[:count]
+    """``count`` keys ranked by sha256 of the key: the same release always shows the same images. Streams ``keys``
+    (memory for ``count`` keys only); the same list as ``sorted(keys, key=rank)[:count]``."""
+    return heapq.nsmallest(count, keys, key=lambda key: hashlib.sha256(f"passkit-sample-grid:{key}".encode()).digest())
 
 
 def thumbnail(data: bytes) -> bytes:

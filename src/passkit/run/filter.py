@@ -388,7 +388,10 @@ def global_decisions(staged: Sequence[ShardPaths], cfg: FilterConfig, eval_set: 
     rows = int(offsets[-1])
 
     def joined(parts: list[np.ndarray], dtype: Any, shape: tuple[int, ...] = ()) -> np.ndarray:
-        return np.concatenate(parts) if parts else np.zeros((0, *shape), dtype)
+        """One array of the per-shard parts, which are let go at once (never two copies of every column)."""
+        whole = np.concatenate(parts) if parts else np.zeros((0, *shape), dtype)
+        parts.clear()
+        return whole
 
     hashes, has_phash = joined(columns.hashes, np.uint64), joined(columns.has_phash, bool)
     creators = joined(columns.creators, np.int32)

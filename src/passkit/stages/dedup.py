@@ -42,7 +42,8 @@ from passkit.stages.image import DecodedImage, DecodeError, DecodeLimits, decode
 PHASH_SIZE = 32
 PHASH_BITS = 8  # the top-left 8x8 DCT coefficients -> 64 bits
 _MAX_CHUNK_BITS = 22  # counting tables of at most 2**22 entries (32 MiB)
-_PAIR_BLOCK = 1 << 22  # candidate pairs checked per numpy block
+_TABLE_ENTRIES_PER_ROW = 8  # ... and of at most 8 entries per indexed hash (from 2**16): memory follows the rows
+_PAIR_BLOCK = 1 << 16  # candidate pairs checked per numpy block (~50 bytes each in temporaries: ~3 MiB)
 _OFFSET_BLOCK = 1 << 18  # bucket offsets computed per block
 
 
@@ -162,9 +163,11 @@ def _masks(width: int, radius: int) -> np.ndarray:
 
 
 def _layout(radius: int, n_index: int, n_query: int) -> list[int]:
-    """Chunk widths (summing to 64) that minimise probes + expected candidates for this radius and size."""
+    """Chunk widths (summing to 64) that minimise probes + expected candidates for this radius and size, with bucket
+    tables of at most ``_TABLE_ENTRIES_PER_ROW`` entries per indexed hash (no 2**22-entry table for 100k rows)."""
     best: tuple[float, list[int]] | None = None
-    for chunks in range(math.ceil(64 / _MAX_CHUNK_BITS), 65):
+    max_bits = min(_MAX_CHUNK_BITS, max(16, int(math.log2(max(n_index, 1) * _TABLE_ENTRIES_PER_ROW))))
+    for chunks in range(math.ceil(64 / max_bits), 65):
         widths = [64 // chunks + (1 if i < 64 % chunks else 0) for i in range(chunks)]
         sub_radius = radius // chunks
         cost = 0.0

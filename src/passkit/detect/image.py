@@ -50,10 +50,10 @@ def decode_for_detection(data: bytes, max_side: int) -> DecodedImage:
             swapped = orientation in (5, 6, 7, 8)
             width, height = (image.height, image.width) if swapped else image.size
             if image.format == "JPEG" and max(image.size) > max_side:
-                # Draft keeps both sides >= the requested box, so ask for the aspect-true box of the target size
-                # (a square box would stop a landscape photo's reduction at its short side).
+                # Draft keeps both sides >= the requested box: ask for the aspect-true box of the target size, rounded
+                # down so an odd side still halves (a square box would stop a landscape photo's reduction).
                 ratio = max_side / max(image.size)
-                box = (math.ceil(image.width * ratio), math.ceil(image.height * ratio))
+                box = (max(1, math.floor(image.width * ratio)), max(1, math.floor(image.height * ratio)))
                 image.draft("RGB" if image.mode != "L" else "L", box)
             image.load()
     except Image.DecompressionBombError as error:

@@ -18,6 +18,20 @@ def test_jpeg_is_decoded_reduced_with_original_size_kept():
     assert decoded.pixels.dtype == np.uint8 and decoded.pixels.shape[2] == 3
 
 
+@pytest.mark.parametrize("size", [(2048, 1400), (1400, 2048), (2048, 2048), (2048, 1433)])
+def test_a_landscape_or_portrait_jpeg_is_reduced_by_the_decoder_itself(size, monkeypatch):
+    # Each size is exactly twice the target, so a 1/2-scale draft decode needs no resize afterwards.
+    data = encode(noise_image("RGB", size), "JPEG", quality=60)
+
+    def no_resize(*args, **kwargs):
+        raise AssertionError("resized after decoding: the JPEG draft did not reduce")
+
+    monkeypatch.setattr(Image.Image, "resize", no_resize)
+    decoded = decode_for_detection(data, 1024)
+    assert decoded.pixels.shape[:2] == (-(-size[1] // 2), size[0] // 2)
+    assert (decoded.width, decoded.height) == size
+
+
 def test_exif_orientation_is_applied():
     image = Image.new("RGB", (200, 100), (0, 0, 255))
     exif = Image.Exif()

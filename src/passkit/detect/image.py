@@ -7,6 +7,7 @@ draft mode lets libjpeg decode at 1/2, 1/4 or 1/8 scale directly, which is most 
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from dataclasses import dataclass, field
 
@@ -48,8 +49,12 @@ def decode_for_detection(data: bytes, max_side: int) -> DecodedImage:
             orientation = image.getexif().get(0x0112, 1)
             swapped = orientation in (5, 6, 7, 8)
             width, height = (image.height, image.width) if swapped else image.size
-            if image.format == "JPEG":
-                image.draft("RGB" if image.mode != "L" else "L", (max_side, max_side))
+            if image.format == "JPEG" and max(image.size) > max_side:
+                # Draft keeps both sides >= the requested box: ask for the aspect-true box of the target size, rounded
+                # down so an odd side still halves (a square box would stop a landscape photo's reduction).
+                ratio = max_side / max(image.size)
+                box = (max(1, math.floor(image.width * ratio)), max(1, math.floor(image.height * ratio)))
+                image.draft("RGB" if image.mode != "L" else "L", box)
             image.load()
     except Image.DecompressionBombError as error:
         raise ImageBombError(str(error)) from error

@@ -1,7 +1,9 @@
 """Decoding images for detection: reduced-size JPEG decoding (draft mode), any mode to BGR uint8.
 
-The stored image is never touched; detection sees a copy whose long side is at most ``max_side`` pixels. JPEG
-draft mode lets libjpeg decode at 1/2, 1/4 or 1/8 scale directly, which is most of the decoding cost saved.
+The stored image is never touched; detection sees a copy whose long side is at most ``max_side`` pixels. A large
+JPEG is decoded reduced by libjpeg-turbo's scaled IDCT (simplejpeg), at the smallest of its M/8 scales that covers
+the target (1024 -> 640 px is 5/8, no resize afterwards); Pillow's draft mode (1/2, 1/4, 1/8 only) is the fallback
+for what simplejpeg does not take (CMYK, recoverable stream errors), so corrupt files get Pillow's verdict.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+import simplejpeg
+from PIL import Image, UnidentifiedImageError
 
 BACKGROUND = (114, 114, 114)  # grey behind transparent pixels: neither a white nor a black cue
 
@@ -49,21 +52,27 @@ def decode_for_detection(data: bytes, max_side: int) -> DecodedImage:
             orientation = image.getexif().get(0x0112, 1)
             swapped = orientation in (5, 6, 7, 8)
             width, height = (image.height, image.width) if swapped else image.size
+            reduced = None
             if image.format == "JPEG" and max(image.size) > max_side:
-                # Draft keeps both sides >= the requested box: ask for the aspect-true box of the target size, rounded
-                # down so an odd side still halves (a square box would stop a landscape photo's reduction).
+                # Both decoders keep both sides >= the requested box: ask for the aspect-true box of the target size,
+                # rounded down so an odd side still halves (a square box would stop a landscape photo's reduction).
                 ratio = max_side / max(image.size)
                 box = (max(1, math.floor(image.width * ratio)), max(1, math.floor(image.height * ratio)))
-                image.draft("RGB" if image.mode != "L" else "L", box)
-            image.load()
+                reduced = _scaled_jpeg(data, image.mode, box)
+                if reduced is None:
+                    image.draft("RGB" if image.mode != "L" else "L", box)
+            if reduced is None:
+                image.load()
+            else:
+                image = reduced
     except Image.DecompressionBombError as error:
         raise ImageBombError(str(error)) from error
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
         raise ImageDecodeError(f"cannot decode image: {error}") from error
     if image.width < 1 or image.height < 1:
         raise ImageDecodeError("image has no pixels")
-    if orientation != 1:
-        image = ImageOps.exif_transpose(image)
+    if orientation in _ORIENTATION_TRANSPOSE:
+        image = image.transpose(_ORIENTATION_TRANSPOSE[orientation])
     image = _to_rgb(image)
     if max(image.size) > max_side:
         ratio = max_side / max(image.size)
@@ -71,6 +80,33 @@ def decode_for_detection(data: bytes, max_side: int) -> DecodedImage:
         image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
     pixels = cv2.cvtColor(np.asarray(image, dtype=np.uint8), cv2.COLOR_RGB2BGR)
     return DecodedImage(pixels, width, height, data)
+
+
+# EXIF orientation tag -> the transpose that shows the photo upright (the mapping of PIL.ImageOps.exif_transpose).
+_ORIENTATION_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _scaled_jpeg(data: bytes, mode: str, box: tuple[int, int]) -> Image.Image | None:
+    """Decode a YCbCr or greyscale JPEG at the smallest libjpeg-turbo scale whose size covers ``box``.
+
+    None when simplejpeg cannot take the file (CMYK, a recoverable stream error in strict mode): Pillow then decodes
+    it, so a damaged file gets the same verdict as before.
+    """
+    if mode not in ("RGB", "L"):
+        return None
+    try:
+        pixels = simplejpeg.decode_jpeg(data, "RGB", min_width=box[0], min_height=box[1], strict=True)
+    except ValueError:
+        return None
+    return Image.fromarray(pixels, "RGB")
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

@@ -248,6 +248,15 @@ def test_coordinate_check_matches_parse_coordinate(values):
     )
 
 
+def test_coordinate_check_long_values():
+    """Values of 31 bytes and more take the regex path (the packed byte counts hold up to 30 per kind)."""
+    values = ["1" * n for n in (29, 30, 31, 32, 40)] + ["-" + "1" * 30, "." * 31 + "1", "-" * 40, "1." + "2" * 35]
+    values += ["." * 40, "1" + "." * 33, "-1." + "0" * 60]
+    assert coordinate_unparsable(pa.array(values, pa.string())).tolist() == (
+        parse_coordinate(pa.array(values, pa.string()), 180.0)[1].to_pylist()
+    )
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.text(alphabet="%+8aFzé09C3", max_size=10)))
 def test_bad_utf8_after_decoding_matches_a_full_decode(values):

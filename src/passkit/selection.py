@@ -58,7 +58,7 @@ def open_source(
     ``columns`` maps fields to table columns; ``source_name`` names the key prefix of tables and folders."""
     from passkit.sources.folder import FolderReader
     from passkit.sources.tables import DEFAULT_SOURCE, TableReader
-    from passkit.sources.yfcc import YfccReader, detect_layout, is_yfcc
+    from passkit.sources.yfcc import YfccReader, detect_layout
 
     text = os.fspath(spec)
     kind, _, rest = text.partition(":")
@@ -76,14 +76,20 @@ def open_source(
             return TableReader(path, columns=columns, source=source_name or DEFAULT_SOURCE)
         except ValueError as error:
             raise SourceError(str(error)) from error
-    if kind == "yfcc" or is_yfcc(path):
-        from passkit.sources.streams import DecompressedStream
+    from passkit.sources.streams import DecompressedStream
 
+    # The start of the file is decompressed once (a whole bzip2 block): it tells both whether it is YFCC100M
+    # metadata and, with kind yfcc:, what is wrong with it.
+    try:
         with DecompressedStream(path, decompressor="python") as stream:
-            try:
-                detect_layout(stream.read(256 << 10), path.name)
-            except ValueError as error:
-                raise SourceError(str(error)) from error
+            detect_layout(stream.read(256 << 10), path.name)
+    except ValueError as error:
+        if kind == "yfcc":
+            raise SourceError(str(error)) from error
+    except OSError:
+        if kind == "yfcc":
+            raise
+    else:
         return YfccReader(path)
     raise SourceError(
         f"{path}: unknown source kind (not YFCC100M metadata; tables need a .csv/.tsv/.parquet/.jsonl name); "

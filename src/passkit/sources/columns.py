@@ -44,6 +44,13 @@ def _binary_parts(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return (offsets - offsets[0]).astype(np.int64), data[start:end]
 
 
+def _distinct_sorted(values: np.ndarray) -> np.ndarray:
+    """``np.unique`` of an already sorted array, without sorting it again."""
+    if len(values) < 2:
+        return values
+    return values[np.concatenate(([True], values[1:] != values[:-1]))]
+
+
 def _from_parts(offsets: np.ndarray, data: np.ndarray) -> pa.Array:
     offsets_type = pa.large_binary() if offsets[-1] > np.iinfo(np.int32).max else pa.binary()
     dtype = np.int64 if offsets_type == pa.large_binary() else np.int32
@@ -97,7 +104,7 @@ def to_utf8(array: pa.Array) -> tuple[pa.Array, np.ndarray]:
         pass
     offsets, data = _binary_parts(array)
     high = np.flatnonzero(data >= 0x80)
-    suspects = np.unique(np.searchsorted(offsets, high, side="right") - 1)
+    suspects = _distinct_sorted(np.searchsorted(offsets, high, side="right") - 1)
     values = array.to_pylist()
     for row in suspects.tolist():
         try:
@@ -237,7 +244,7 @@ def decodes_to_bad_utf8(array: pa.Array) -> np.ndarray:
     high, low = _HEX_VALUE[data[percents + 1]], _HEX_VALUE[data[percents + 2]]
     percents = percents[(high >= 8) & (high != 255) & (low != 255)]
     rows = np.searchsorted(offsets, percents, side="right") - 1
-    rows = np.unique(rows[percents + 2 < offsets[rows + 1]])  # the escape lies within its value
+    rows = _distinct_sorted(rows[percents + 2 < offsets[rows + 1]])  # the escape lies within its value
     if len(rows):
         bad[rows] = to_utf8(percent_decode(array.take(pa.array(rows))))[1]
     return bad

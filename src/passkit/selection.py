@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from passkit.core import reasons
 from passkit.core.atomic import atomic_path
 from passkit.sources.schema import CANDIDATE_SCHEMA, POOL_SCHEMA, REJECT_SCHEMA
-from passkit.stages.select import SelectConfig, cap_per_creator, first_occurrences, key_rank, select_batch
+from passkit.stages.select import SelectConfig, cap_per_creator, decide, first_occurrences, key_rank
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".jsonl", ".ndjson")
 
@@ -194,20 +194,24 @@ def run_select(
                 records = getattr(reader, "records", None)
                 for batch in records(cfg.license_policy) if records is not None else reader:
                     batch = batch.cast(POOL_SCHEMA)
-                    result = select_batch(batch, cfg)
+                    decided = decide(batch, cfg)  # what select_batch decides, as codes
                     summary.rows_in += batch.num_rows
                     _count(summary.rows_by_license, batch.column("license"), null_label="(unreadable)")
-                    rejected = pc.equal(result.rows.column("status"), "rejected")
+                    rejected_mask = decided.code != 0
+                    rejected = pa.array(rejected_mask)
+                    reject_codes = decided.code[rejected_mask]
                     reject_rows = _reject_table(
                         batch,
                         rejected,
-                        result.rows.column("reason").filter(rejected),
-                        result.rows.column("detail").filter(rejected),
+                        pc.take(pa.array(decided.reasons, pa.string()), pa.array(reject_codes)),
+                        decided.detail.filter(rejected),
                     )
                     rejects_writer.write_table(reject_rows)
                     summary.rejects += reject_rows.num_rows
-                    _count(summary.by_reason, reject_rows.column("reason"))
-                    kept = result.kept
+                    per_reason = np.bincount(reject_codes, minlength=len(decided.reasons))
+                    for index in np.flatnonzero(per_reason).tolist():
+                        summary.by_reason[decided.reasons[index]] += int(per_reason[index])
+                    kept = batch.filter(pc.invert(rejected))
                     if kept.num_rows:
                         spill.write_table(kept)
                         ranks.append(key_rank(kept.column("key"), cfg.seed))

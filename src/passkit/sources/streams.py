@@ -63,7 +63,9 @@ class DecompressedStream:
                     [tool, "-dc", str(self.path)],
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
-                    bufsize=1 << 20,
+                    # Unbuffered: reads go straight from the pipe into the caller's buffer (a buffered reader
+                    # copies every byte once more when a read is not larger than its buffer).
+                    bufsize=0,
                     pipesize=_PIPE_BYTES,  # fewer, larger pipe transfers between lbzip2 and the reader
                 )
                 assert self._process.stdout is not None
@@ -80,17 +82,9 @@ class DecompressedStream:
         self.bytes_read = 0
 
     def read(self, size: int) -> bytes:
-        if self.problem:
-            return b""
-        try:
-            data = self._stream.read(size)
-        except (EOFError, OSError, zlib.error) as error:  # truncated or corrupt compressed data
-            self.problem = f"{self.path.name}: compressed stream is damaged or truncated ({error})"
-            return b""
-        if not data and self._process is not None:
-            self._finish_process()
-        self.bytes_read += len(data)
-        return data
+        """Up to ``size`` bytes (fewer only at the end of the stream, or where a damaged stream stops)."""
+        buffer = bytearray(size)
+        return bytes(buffer[: self.readinto(memoryview(buffer))])
 
     def readinto(self, target: memoryview) -> int:
         """Fill ``target`` as far as the stream goes (fewer bytes only at its end); no intermediate copy."""

@@ -147,7 +147,8 @@ class PieceBuffers:
                 break
             if len(buffer) >= size:
                 return buffer
-        return bytearray(size)
+        # Room for a longer carried-over partial line next time, so that the buffer can be reused then too.
+        return bytearray(size + size // 32)
 
     def give(self, piece: memoryview) -> None:
         """Hand back a piece from :func:`prefetch_lines` whose bytes nobody reads any more."""

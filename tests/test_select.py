@@ -282,3 +282,26 @@ def test_candidate_schema_starts_with_the_contract_columns():
 
     assert tuple(CANDIDATE_SCHEMA.names[: len(CANDIDATE_COLUMNS)]) == CANDIDATE_COLUMNS
     assert list(CANDIDATE_COLUMNS) == CONTRACT_COLUMNS
+
+
+def test_cli_select_starts_lean(tmp_path):
+    """A fresh `passkit select` loads none of the heavy modules other verbs use, and pyarrow's pandas probe
+    is skipped (~0.3 s of start-up) without breaking a later to_pandas()."""
+    import subprocess
+    import sys
+
+    source, count = yfcc_pool(tmp_path)
+    out = tmp_path / "candidates.parquet"
+    code = (
+        "import sys\n"
+        "from passkit.cli import app\n"
+        f"app(['select', {str(source)!r}, '--out', {str(out)!r}], standalone_mode=False)\n"
+        "heavy = ['pandas', 'torch', 'onnxruntime', 'sklearn', 'PIL', 'cv2', 'rapidocr', 'aiohttp']\n"
+        "print('LOADED', [name for name in heavy if name in sys.modules])\n"
+        "import pyarrow.parquet as pq\n"
+        "print('FRAME', type(pq.read_table(sys.argv[1]).to_pandas()).__name__)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, check=True)
+    assert "LOADED []" in result.stdout, result.stdout + result.stderr
+    assert "FRAME DataFrame" in result.stdout
+    assert pq.read_table(out).num_rows + pq.read_table(rejects_path_for(out)).num_rows == count

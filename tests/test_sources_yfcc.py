@@ -248,8 +248,44 @@ def test_coordinate_check_matches_parse_coordinate(values):
     )
 
 
+def test_coordinate_check_long_values():
+    """Values of 31 bytes and more take the regex path (the packed byte counts hold up to 30 per kind)."""
+    values = ["1" * n for n in (29, 30, 31, 32, 40)] + ["-" + "1" * 30, "." * 31 + "1", "-" * 40, "1." + "2" * 35]
+    values += ["." * 40, "1" + "." * 33, "-1." + "0" * 60]
+    assert coordinate_unparsable(pa.array(values, pa.string())).tolist() == (
+        parse_coordinate(pa.array(values, pa.string()), 180.0)[1].to_pylist()
+    )
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.text(alphabet="%+8aFzé09C3", max_size=10)))
 def test_bad_utf8_after_decoding_matches_a_full_decode(values):
     array = pa.array(values, pa.string())
     assert decodes_to_bad_utf8(array).tolist() == to_utf8(percent_decode(array))[1].tolist()
+
+
+def test_piece_buffers_are_refilled_once_given_back(tmp_path):
+    """Pieces handed back are refilled (no new buffer per piece); pieces still held are never overwritten."""
+    from passkit.sources.streams import DecompressedStream, PieceBuffers, prefetch_lines
+
+    lines = [f"{i}\t{'x' * (i % 50)}" for i in range(5000)]
+    path = tmp_path / "lines.txt"
+    path.write_text("\n".join(lines) + "\n")
+    buffers = PieceBuffers()
+    seen: dict[int, object] = {}  # holds every buffer, so that no id is reused
+    text = []
+    with DecompressedStream(path) as stream:
+        held = None
+        for number, (piece, _) in enumerate(prefetch_lines(stream, 4096, buffers=buffers)):
+            seen[id(piece.obj)] = piece.obj
+            if held is not None:
+                assert bytes(held[0]) == held[1]  # the held piece was not refilled meanwhile
+                buffers.give(held[0])
+            held = (piece, bytes(piece)) if number % 2 else None
+            if held is None:
+                text.append(bytes(piece))
+                buffers.give(piece)
+            else:
+                text.append(held[1])
+    assert b"".join(text).decode().splitlines() == lines
+    assert len(seen) <= 8  # reused: the file has ~30 pieces

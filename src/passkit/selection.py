@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from passkit.core import reasons
 from passkit.core.atomic import atomic_path
 from passkit.sources.schema import CANDIDATE_SCHEMA, POOL_SCHEMA, REJECT_SCHEMA
-from passkit.stages.select import SelectConfig, cap_per_creator, first_occurrences, key_rank, select_batch
+from passkit.stages.select import SelectConfig, cap_per_creator, decide, first_occurrences, key_rank
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".jsonl", ".ndjson")
 
@@ -58,7 +58,7 @@ def open_source(
     ``columns`` maps fields to table columns; ``source_name`` names the key prefix of tables and folders."""
     from passkit.sources.folder import FolderReader
     from passkit.sources.tables import DEFAULT_SOURCE, TableReader
-    from passkit.sources.yfcc import YfccReader, detect_layout, is_yfcc
+    from passkit.sources.yfcc import YfccReader, detect_layout
 
     text = os.fspath(spec)
     kind, _, rest = text.partition(":")
@@ -76,14 +76,20 @@ def open_source(
             return TableReader(path, columns=columns, source=source_name or DEFAULT_SOURCE)
         except ValueError as error:
             raise SourceError(str(error)) from error
-    if kind == "yfcc" or is_yfcc(path):
-        from passkit.sources.streams import DecompressedStream
+    from passkit.sources.streams import DecompressedStream
 
+    # The start of the file is decompressed once (a whole bzip2 block): it tells both whether it is YFCC100M
+    # metadata and, with kind yfcc:, what is wrong with it.
+    try:
         with DecompressedStream(path, decompressor="python") as stream:
-            try:
-                detect_layout(stream.read(256 << 10), path.name)
-            except ValueError as error:
-                raise SourceError(str(error)) from error
+            detect_layout(stream.read(256 << 10), path.name)
+    except ValueError as error:
+        if kind == "yfcc":
+            raise SourceError(str(error)) from error
+    except OSError:
+        if kind == "yfcc":
+            raise
+    else:
         return YfccReader(path)
     raise SourceError(
         f"{path}: unknown source kind (not YFCC100M metadata; tables need a .csv/.tsv/.parquet/.jsonl name); "
@@ -188,20 +194,24 @@ def run_select(
                 records = getattr(reader, "records", None)
                 for batch in records(cfg.license_policy) if records is not None else reader:
                     batch = batch.cast(POOL_SCHEMA)
-                    result = select_batch(batch, cfg)
+                    decided = decide(batch, cfg)  # what select_batch decides, as codes
                     summary.rows_in += batch.num_rows
                     _count(summary.rows_by_license, batch.column("license"), null_label="(unreadable)")
-                    rejected = pc.equal(result.rows.column("status"), "rejected")
+                    rejected_mask = decided.code != 0
+                    rejected = pa.array(rejected_mask)
+                    reject_codes = decided.code[rejected_mask]
                     reject_rows = _reject_table(
                         batch,
                         rejected,
-                        result.rows.column("reason").filter(rejected),
-                        result.rows.column("detail").filter(rejected),
+                        pc.take(pa.array(decided.reasons, pa.string()), pa.array(reject_codes)),
+                        decided.detail.filter(rejected),
                     )
                     rejects_writer.write_table(reject_rows)
                     summary.rejects += reject_rows.num_rows
-                    _count(summary.by_reason, reject_rows.column("reason"))
-                    kept = result.kept
+                    per_reason = np.bincount(reject_codes, minlength=len(decided.reasons))
+                    for index in np.flatnonzero(per_reason).tolist():
+                        summary.by_reason[decided.reasons[index]] += int(per_reason[index])
+                    kept = batch.filter(pc.invert(rejected))
                     if kept.num_rows:
                         spill.write_table(kept)
                         ranks.append(key_rank(kept.column("key"), cfg.seed))

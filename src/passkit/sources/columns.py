@@ -21,10 +21,13 @@ for _digit, _char in enumerate(b"ABCDEF", start=10):
 # What Python's str.split() treats as whitespace, for RE2 (pyarrow's regex engine).
 _WHITESPACE_RUN = r"[\s\x{1c}-\x{1f}\x{85}\p{Z}]+"
 _CONTROL_RUN = r"[\x{00}-\x{1f}\x{7f}]+"
-_NUMBER_BYTE = np.full(256, 3, dtype=np.uint8)  # 0 digit, 1 ".", 2 "-", 3 anything else
+# Per byte of a coordinate, packed so that one sum per value counts dots, minus signs and other bytes at once
+# (5 bits each: exact for values shorter than 32 bytes; longer ones take the regex path).
+_FIELD_BITS = 5
+_NUMBER_BYTE = np.full(256, 1 << (2 * _FIELD_BITS), dtype=np.uint16)  # anything else
 _NUMBER_BYTE[list(b"0123456789")] = 0
 _NUMBER_BYTE[ord(".")] = 1
-_NUMBER_BYTE[ord("-")] = 2
+_NUMBER_BYTE[ord("-")] = 1 << _FIELD_BITS
 _NUMBER = r"^[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$"
 _WEB_URL = r"^[Hh][Tt][Tt][Pp][Ss]?://([^/?#@\s]*@)?[^/?#:@\s]+([:/?#][^\s]*)?$"
 
@@ -39,6 +42,13 @@ def _binary_parts(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None else np.zeros(0, np.uint8)
     start, end = int(offsets[0]), int(offsets[-1])
     return (offsets - offsets[0]).astype(np.int64), data[start:end]
+
+
+def _distinct_sorted(values: np.ndarray) -> np.ndarray:
+    """``np.unique`` of an already sorted array, without sorting it again."""
+    if len(values) < 2:
+        return values
+    return values[np.concatenate(([True], values[1:] != values[:-1]))]
 
 
 def _from_parts(offsets: np.ndarray, data: np.ndarray) -> pa.Array:
@@ -94,7 +104,7 @@ def to_utf8(array: pa.Array) -> tuple[pa.Array, np.ndarray]:
         pass
     offsets, data = _binary_parts(array)
     high = np.flatnonzero(data >= 0x80)
-    suspects = np.unique(np.searchsorted(offsets, high, side="right") - 1)
+    suspects = _distinct_sorted(np.searchsorted(offsets, high, side="right") - 1)
     values = array.to_pylist()
     for row in suspects.tolist():
         try:
@@ -170,13 +180,12 @@ def coordinate_unparsable(raw: pa.Array) -> np.ndarray:
     rows = np.flatnonzero(lengths)
     if len(rows) == 0:
         return unparsable
-    kind = _NUMBER_BYTE[data]
     starts = offsets[rows]
-    others = np.add.reduceat(kind == 3, starts)
-    dots = np.add.reduceat(kind == 1, starts)
-    minuses = np.add.reduceat(kind == 2, starts)
-    simple = (others == 0) & (dots <= 1) & (minuses <= (data[starts] == ord("-")))
-    unparsable[rows[simple]] = lengths[rows[simple]] - dots[simple] - minuses[simple] == 0  # no digit
+    counts = np.add.reduceat(_NUMBER_BYTE[data], starts)
+    field = (1 << _FIELD_BITS) - 1
+    others, minuses, dots = counts >> (2 * _FIELD_BITS), (counts >> _FIELD_BITS) & field, counts & field
+    simple = (others == 0) & (dots <= 1) & (minuses <= (data[starts] == ord("-"))) & (lengths[rows] < field)
+    unparsable[rows[simple]] = lengths[rows[simple]] == dots[simple] + minuses[simple]  # no digit
     rest = rows[~simple]
     if len(rest):
         values = pc.utf8_trim_whitespace(raw.take(pa.array(rest)))
@@ -235,7 +244,7 @@ def decodes_to_bad_utf8(array: pa.Array) -> np.ndarray:
     high, low = _HEX_VALUE[data[percents + 1]], _HEX_VALUE[data[percents + 2]]
     percents = percents[(high >= 8) & (high != 255) & (low != 255)]
     rows = np.searchsorted(offsets, percents, side="right") - 1
-    rows = np.unique(rows[percents + 2 < offsets[rows + 1]])  # the escape lies within its value
+    rows = _distinct_sorted(rows[percents + 2 < offsets[rows + 1]])  # the escape lies within its value
     if len(rows):
         bad[rows] = to_utf8(percent_decode(array.take(pa.array(rows))))[1]
     return bad

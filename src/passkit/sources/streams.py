@@ -63,7 +63,9 @@ class DecompressedStream:
                     [tool, "-dc", str(self.path)],
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
-                    bufsize=1 << 20,
+                    # Unbuffered: reads go straight from the pipe into the caller's buffer (a buffered reader
+                    # copies every byte once more when a read is not larger than its buffer).
+                    bufsize=0,
                     pipesize=_PIPE_BYTES,  # fewer, larger pipe transfers between lbzip2 and the reader
                 )
                 assert self._process.stdout is not None
@@ -80,17 +82,9 @@ class DecompressedStream:
         self.bytes_read = 0
 
     def read(self, size: int) -> bytes:
-        if self.problem:
-            return b""
-        try:
-            data = self._stream.read(size)
-        except (EOFError, OSError, zlib.error) as error:  # truncated or corrupt compressed data
-            self.problem = f"{self.path.name}: compressed stream is damaged or truncated ({error})"
-            return b""
-        if not data and self._process is not None:
-            self._finish_process()
-        self.bytes_read += len(data)
-        return data
+        """Up to ``size`` bytes (fewer only at the end of the stream, or where a damaged stream stops)."""
+        buffer = bytearray(size)
+        return bytes(buffer[: self.readinto(memoryview(buffer))])
 
     def readinto(self, target: memoryview) -> int:
         """Fill ``target`` as far as the stream goes (fewer bytes only at its end); no intermediate copy."""
@@ -136,15 +130,45 @@ class DecompressedStream:
         self.close()
 
 
-def _line_pieces(stream: DecompressedStream, chunk_bytes: int) -> Iterator[tuple[memoryview, bool]]:
+class PieceBuffers:
+    """Buffers for pieces of lines, reused: a piece handed back with :meth:`give` once nothing reads it any more
+    is refilled instead of allocating a fresh buffer for every piece (a new 16 MiB buffer is zero-filled and
+    page-faulted in, which costs several times the read itself). Safe to share between two threads."""
+
+    def __init__(self, keep: int = 8) -> None:
+        self._free: list[bytearray] = []
+        self._keep = keep
+
+    def take(self, size: int) -> bytearray:
+        while self._free:
+            try:
+                buffer = self._free.pop()
+            except IndexError:  # emptied by the other thread meanwhile
+                break
+            if len(buffer) >= size:
+                return buffer
+        # Room for a longer carried-over partial line next time, so that the buffer can be reused then too.
+        return bytearray(size + size // 32)
+
+    def give(self, piece: memoryview) -> None:
+        """Hand back a piece from :func:`prefetch_lines` whose bytes nobody reads any more."""
+        buffer = piece.obj
+        if isinstance(buffer, bytearray) and len(self._free) < self._keep:
+            self._free.append(buffer)
+
+
+def _line_pieces(
+    stream: DecompressedStream, chunk_bytes: int, buffers: PieceBuffers | None = None
+) -> Iterator[tuple[memoryview, bool]]:
     """(piece, terminated): ~``chunk_bytes`` of whole lines each, read straight into the piece's buffer (the
     partial line at its end moves to the front of the next one). A last line without newline comes alone, with
-    a newline added and ``terminated`` false."""
+    a newline added and ``terminated`` false. Buffers come from ``buffers`` when given (see :class:`PieceBuffers`)."""
     carry = b""
     while True:
-        buffer = bytearray(len(carry) + chunk_bytes)
+        size = len(carry) + chunk_bytes
+        buffer = buffers.take(size) if buffers is not None else bytearray(size)
         buffer[: len(carry)] = carry
-        end = len(carry) + stream.readinto(memoryview(buffer)[len(carry) :])
+        end = len(carry) + stream.readinto(memoryview(buffer)[len(carry) : size])
         if end == len(carry):
             break
         cut = buffer.rfind(b"\n", 0, end) + 1
@@ -155,7 +179,9 @@ def _line_pieces(stream: DecompressedStream, chunk_bytes: int) -> Iterator[tuple
         yield memoryview(carry + b"\n"), False
 
 
-def prefetch_lines(stream: DecompressedStream, chunk_bytes: int, depth: int = 3) -> Iterator[tuple[memoryview, bool]]:
+def prefetch_lines(
+    stream: DecompressedStream, chunk_bytes: int, depth: int = 3, buffers: PieceBuffers | None = None
+) -> Iterator[tuple[memoryview, bool]]:
     """:func:`_line_pieces` read ahead by a background thread, so that decompression (lbzip2 writing into the
     pipe, or bz2/zlib, which release the GIL) keeps going while the caller parses. At most ``depth`` pieces wait
     in memory. An error in the thread is raised here; the thread is stopped and joined when iteration ends."""
@@ -165,7 +191,7 @@ def prefetch_lines(stream: DecompressedStream, chunk_bytes: int, depth: int = 3)
 
     def produce() -> None:
         try:
-            for piece in _line_pieces(stream, chunk_bytes):
+            for piece in _line_pieces(stream, chunk_bytes, buffers):
                 while not stop.is_set():
                     try:
                         pieces.put(piece, timeout=0.1)

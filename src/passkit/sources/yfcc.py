@@ -48,7 +48,7 @@ from passkit.sources.columns import (
     to_utf8,
 )
 from passkit.sources.schema import pool_rows, pool_table
-from passkit.sources.streams import DecompressedStream, Decompressor, prefetch_lines
+from passkit.sources.streams import DecompressedStream, Decompressor, PieceBuffers, prefetch_lines
 
 SOURCE = "yfcc"
 _SHARED = (
@@ -190,25 +190,34 @@ class YfccReader:
             self.decompressor = stream.decompressor
             # Chunks are parsed by a few threads (pyarrow and numpy release the GIL) and yielded in order;
             # line numbers are known once the chunks before are parsed, so they are added here.
+            # A parsed piece's buffer is refilled with later text: the tables copy what they keep.
             lines_before = cut_lines = 0
+            buffers = PieceBuffers()
             with ThreadPoolExecutor(self.workers, thread_name_prefix="yfcc-parse") as pool:
-                pending: deque[Future[tuple[pa.Table, int]]] = deque()
-                for piece, terminated in prefetch_lines(stream, self.chunk_bytes):
+                pending: deque[tuple[Future[tuple[pa.Table, int]], memoryview]] = deque()
+                for piece, terminated in prefetch_lines(stream, self.chunk_bytes, buffers=buffers):
                     self.bytes_read += len(piece)
                     if self.layout is None:
                         self.layout = detect_layout(_layout_sample(piece), self.path.name)
                     cut_by_damage = not terminated and bool(stream.problem)
                     cut_lines += cut_by_damage
-                    pending.append(pool.submit(self._chunk, piece, terminated, cut_by_damage, admitted))
+                    pending.append((pool.submit(self._chunk, piece, terminated, cut_by_damage, admitted), piece))
                     while len(pending) > self.workers:
-                        table, lines_before = self._placed(*pending.popleft().result(), lines_before)
+                        table, lines_before = self._placed(*self._parsed(pending.popleft(), buffers), lines_before)
                         yield table
                 while pending:
-                    table, lines_before = self._placed(*pending.popleft().result(), lines_before)
+                    table, lines_before = self._placed(*self._parsed(pending.popleft(), buffers), lines_before)
                     yield table
             if stream.problem:
                 complete = self.rows - cut_lines
                 self.problem = f"{stream.problem}; {complete:,} rows read before it"
+
+    @staticmethod
+    def _parsed(job: tuple[Future[tuple[pa.Table, int]], memoryview], buffers: PieceBuffers) -> tuple[pa.Table, int]:
+        future, piece = job
+        result = future.result()
+        buffers.give(piece)
+        return result
 
     def _placed(self, table: pa.Table, lines: int, lines_before: int) -> tuple[pa.Table, int]:
         """The chunk's table with file line numbers (and the keys that derive from them); lines after it."""

@@ -92,9 +92,19 @@ def _string(table: pa.Table, name: str) -> pa.Array:
     return pc.fill_null(table.column(name).combine_chunks().cast(pa.string()), "")
 
 
-def select_batch(batch: pa.Table, cfg: SelectConfig) -> StageResult[pa.Table]:
-    """Check every record of a POOL_SCHEMA batch; ``kept`` holds the admitted records, ``rows`` one row per
-    record: key, status, reason, detail."""
+@dataclass(frozen=True)
+class Decisions:
+    """select's verdict on each record of a batch: ``code`` 0 = admitted, else the index of its reason in
+    ``reasons``; ``detail`` says what is malformed (null unless code is 1)."""
+
+    code: np.ndarray
+    reasons: list[str]
+    detail: pa.Array
+
+
+def decide(batch: pa.Table, cfg: SelectConfig) -> Decisions:
+    """The checks of :func:`select_batch` as codes (the select runner uses them without building a status and a
+    reason string per record)."""
     count = batch.num_rows
     allowed_ids = pa.array([i for i in ALL_IDS if cfg.license_policy.allows(i)], pa.string())
     license_ids = _string(batch, "license")
@@ -142,16 +152,18 @@ def select_batch(batch: pa.Table, cfg: SelectConfig) -> StageResult[pa.Table]:
                 pa.array(mismatch), pa.scalar("photo hash does not match the MD5 of the download URL"), detail
             )
 
-    kept_mask = code == 0
-    reason = pc.take(pa.array(names, pa.string()), pa.array(code))
+    return Decisions(code, names, pc.if_else(pa.array(code == 1), detail, pa.scalar(None, pa.string())))
+
+
+def select_batch(batch: pa.Table, cfg: SelectConfig) -> StageResult[pa.Table]:
+    """Check every record of a POOL_SCHEMA batch; ``kept`` holds the admitted records, ``rows`` one row per
+    record: key, status, reason, detail."""
+    decided = decide(batch, cfg)
+    kept_mask = decided.code == 0
+    reason = pc.take(pa.array(decided.reasons, pa.string()), pa.array(decided.code))
     status = pc.if_else(pa.array(kept_mask), pa.scalar(KEPT), pa.scalar(REJECTED))
     rows = pa.table(
-        {
-            "key": batch.column("key").combine_chunks(),
-            "status": status,
-            "reason": reason,
-            "detail": pc.if_else(pa.array(code == 1), detail, pa.scalar(None, pa.string())),
-        }
+        {"key": batch.column("key").combine_chunks(), "status": status, "reason": reason, "detail": decided.detail}
     )
     return StageResult(kept=batch.filter(pa.array(kept_mask)), rows=rows)
 

@@ -18,6 +18,8 @@ import numpy as np
 import simplejpeg
 from PIL import Image, UnidentifiedImageError
 
+from passkit.stages.image import ORIENTATION_TAG, ORIENTATION_TRANSPOSE
+
 BACKGROUND = (114, 114, 114)  # grey behind transparent pixels: neither a white nor a black cue
 
 
@@ -49,7 +51,7 @@ def decode_for_detection(data: bytes, max_side: int) -> DecodedImage:
             # Large photos (> 89 MP) only warn; beyond Pillow's hard limit (2x that) it is a bomb.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-            orientation = image.getexif().get(0x0112, 1)
+            orientation = image.getexif().get(ORIENTATION_TAG, 1)
             swapped = orientation in (5, 6, 7, 8)
             width, height = (image.height, image.width) if swapped else image.size
             reduced = None
@@ -71,8 +73,8 @@ def decode_for_detection(data: bytes, max_side: int) -> DecodedImage:
         raise ImageDecodeError(f"cannot decode image: {error}") from error
     if image.width < 1 or image.height < 1:
         raise ImageDecodeError("image has no pixels")
-    if orientation in _ORIENTATION_TRANSPOSE:
-        image = image.transpose(_ORIENTATION_TRANSPOSE[orientation])
+    if orientation in ORIENTATION_TRANSPOSE:
+        image = image.transpose(ORIENTATION_TRANSPOSE[orientation])
     image = _to_rgb(image)
     if max(image.size) > max_side:
         ratio = max_side / max(image.size)
@@ -80,18 +82,6 @@ def decode_for_detection(data: bytes, max_side: int) -> DecodedImage:
         image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
     pixels = cv2.cvtColor(np.asarray(image, dtype=np.uint8), cv2.COLOR_RGB2BGR)
     return DecodedImage(pixels, width, height, data)
-
-
-# EXIF orientation tag -> the transpose that shows the photo upright (the mapping of PIL.ImageOps.exif_transpose).
-_ORIENTATION_TRANSPOSE = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
 
 
 def _scaled_jpeg(data: bytes, mode: str, box: tuple[int, int]) -> Image.Image | None:

@@ -30,7 +30,7 @@ DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.
 EXIF_ERRORS = (OSError, SyntaxError, ValueError, struct.error, KeyError, TypeError, IndexError, UnicodeDecodeError)
 
 ORIENTATION_TAG = 0x0112
-_TRANSPOSE = {
+ORIENTATION_TRANSPOSE = {  # EXIF orientation -> the transpose that shows the photo upright
     2: Image.Transpose.FLIP_LEFT_RIGHT,
     3: Image.Transpose.ROTATE_180,
     4: Image.Transpose.FLIP_TOP_BOTTOM,
@@ -256,8 +256,8 @@ def decode(data: bytes, limits: DecodeLimits, opened: Image.Image | None = None)
         orientation = read_orientation(image)  # PNG may hold its eXIf chunk after the pixels
     info = dict(image.info)
     rgb, notes = _normalise(image, icc, srgb)
-    if orientation in _TRANSPOSE:
-        rgb = rgb.transpose(_TRANSPOSE[orientation])
+    if orientation in ORIENTATION_TRANSPOSE:
+        rgb = rgb.transpose(ORIENTATION_TRANSPOSE[orientation])
     return DecodedImage(
         rgb=rgb,
         source_format=source_format,

@@ -83,6 +83,12 @@ def describe(cv: dict) -> str:
     )
 
 
+def missed_files(cv: dict, files: list[str]) -> list[tuple[str, float]]:
+    """Photos with people missed in some CV repeat, with the fraction of repeats, most often missed first."""
+    fractions = cv["missed_fraction"]
+    return sorted(((files[i], fractions[i]) for i in np.flatnonzero(fractions > 0)), key=lambda item: -item[1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--target-recall", type=float, default=0.999)
@@ -125,8 +131,7 @@ def main() -> None:
             f"retention {in_sample.retention:.4f} | OR-rules alone recall {rules_only.recall:.4f} "
             f"retention {rules_only.retention:.4f} | threshold {combiner.threshold:.5f}"
         )
-        missed = [(files[i], cv["missed_fraction"][i]) for i in np.flatnonzero(cv["missed_fraction"] > 0)]
-        for file, fraction in sorted(missed, key=lambda item: -item[1]):
+        for file, fraction in missed_files(cv, files):
             print(f"         missed in {fraction:.0%} of CV repeats: {file} (smallest person box {smallest[file]})")
         frontier = {}
         for target in FRONTIER:

@@ -30,7 +30,7 @@ import time
 import numpy as np
 
 from human_filter_cache import BOXES, CACHE, DEV, compute, dev_files
-from human_filter_fit import RULES, describe, load_images
+from human_filter_fit import RULES, describe, load_images, missed_files
 from passkit.detect.calibrate import cross_validate
 from passkit.detect.ensemble import Ensemble
 from passkit.detect.features import PassBoxes
@@ -155,10 +155,7 @@ def main() -> None:
         data = data() if callable(data) else data
         for target in TARGETS:
             cv = cross_validate(data, labels, features, target, rules, args.C, repeats=args.repeats)
-            missed = sorted(
-                ((files[i], cv["missed_fraction"][i]) for i in np.flatnonzero(cv["missed_fraction"] > 0)),
-                key=lambda item: -item[1],
-            )
+            missed = missed_files(cv, files)
             print(f"{idea:15s} ({len(features)}) fitted for {target}: CV {describe(cv)}", flush=True)
             print("    missed: " + ", ".join(f"{name} {fraction:.0%}" for name, fraction in missed[:4]), flush=True)
 

@@ -189,26 +189,25 @@ def prefetch_lines(
     stop = threading.Event()
     errors: list[BaseException] = []
 
+    def hand_over(item: tuple[memoryview, bool] | None) -> None:
+        """Queue ``item`` for the consumer, giving up once the consumer has stopped."""
+        while not stop.is_set():
+            try:
+                pieces.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
     def produce() -> None:
         try:
             for piece in _line_pieces(stream, chunk_bytes, buffers):
-                while not stop.is_set():
-                    try:
-                        pieces.put(piece, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
+                hand_over(piece)
                 if stop.is_set():
                     return
         except BaseException as error:  # noqa: BLE001 (re-raised by the consumer below)
             errors.append(error)
         finally:
-            while not stop.is_set():
-                try:
-                    pieces.put(None, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
+            hand_over(None)
 
     thread = threading.Thread(target=produce, name=f"read {stream.path.name}", daemon=True)
     thread.start()

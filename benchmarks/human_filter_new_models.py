@@ -459,6 +459,8 @@ def main() -> None:
     parser.add_argument("--sets", default="", help="extra variants: candidate groups, e.g. movenet+ped_ssdlite,...")
     parser.add_argument("--only-sets", action="store_true", help="print the reference and --sets only")
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the repeated folds (0 = human_filter_fit's)")
+    parser.add_argument("--targets", default=",".join(map(str, TARGETS)), help="target recalls to fit for")
     parser.add_argument("--C", type=float, default=0.03)
     args = parser.parse_args()
     files, truth = dev_files()
@@ -494,8 +496,8 @@ def main() -> None:
         )
     rules = {f: t for f, t in RULES.items() if f in passes}
     for variant, features in variants.items():
-        for target in TARGETS:
-            cv = cross_validate(images, labels, features, target, rules, args.C, repeats=args.repeats)
+        for target in map(float, args.targets.split(",")):
+            cv = cross_validate(images, labels, features, target, rules, args.C, repeats=args.repeats, seed=args.seed)
             missed = missed_files(cv, files)
             print(f"{variant:15s} ({len(features)}) fitted for {target}: CV {describe(cv)}", flush=True)
             print("    missed: " + ", ".join(f"{name} {fraction:.0%}" for name, fraction in missed[:4]), flush=True)

@@ -158,3 +158,31 @@ def test_select_output_is_that_of_the_whole_pool_choices_with_many_duplicates(tm
         assert capped_rows[row + 1] == f"creator has {count} candidates; the cap keeps 20 (seed 5)"
     kept = pq.read_table(out).column("line").to_pylist()
     assert kept == (np.flatnonzero(~duplicate & ~capped) + 1).tolist()
+
+
+def test_outputs_are_written_in_row_groups_of_many_batches(tmp_path, monkeypatch):
+    from passkit import selection
+
+    lines = [
+        yfcc_line(
+            "single-file", line, photo_id=20_000 + line, nsid=f"{line % 7}@N00", license=("by", "by-nc")[line % 2]
+        )
+        for line in range(1, 2001)
+    ]
+    source = tmp_path / "yfcc100m_dataset"
+    source.write_text("\n".join(lines) + "\n")
+    reader = selection.open_source(source)
+    reader.chunk_bytes = 16 << 10  # many small batches
+    run_select([reader], tmp_path / "one" / "candidates.parquet", SelectConfig(max_per_creator=100))
+    monkeypatch.setattr(selection, "CANDIDATE_ROW_GROUP", 300)
+    monkeypatch.setattr(selection, "REJECT_ROW_GROUP", 400)
+    reader = selection.open_source(source)
+    reader.chunk_bytes = 16 << 10
+    run_select([reader], tmp_path / "two" / "candidates.parquet", SelectConfig(max_per_creator=100))
+    for name in ("candidates.parquet", "candidates.rejects.parquet"):
+        one, two = pq.ParquetFile(tmp_path / "one" / name), pq.ParquetFile(tmp_path / "two" / name)
+        assert one.read().equals(two.read())
+        assert one.metadata.num_row_groups == 1  # all batches in one row group
+        sizes = [two.metadata.row_group(index).num_rows for index in range(two.metadata.num_row_groups)]
+        assert len(sizes) > 2 and all(size >= (300 if name == "candidates.parquet" else 400) for size in sizes[:-1])
+        assert max(sizes) < 1000  # row groups of a few batches, not one per batch

@@ -127,6 +127,43 @@ def _writer(schema: pa.Schema, compression: str = "zstd") -> dict[str, object]:
     return {"compression": compression, "use_dictionary": [name for name in _FEW_VALUES if name in schema.names]}
 
 
+# Rows per row group of the outputs: batches are gathered up to this many rows. The writer keeps the metadata of
+# every row group (and column) in memory until it closes; a row group per batch made that grow with the pool.
+CANDIDATE_ROW_GROUP = 1 << 15  # ~12 MB of candidate records in memory
+REJECT_ROW_GROUP = 1 << 16  # ~9 MB of reject rows
+
+
+class _RowGroups:
+    """A ParquetWriter fed whole row groups of at least ``rows`` rows (the last one may be smaller)."""
+
+    def __init__(self, writer: pq.ParquetWriter, rows: int) -> None:
+        self._writer = writer
+        self._rows = rows
+        self._tables: list[pa.Table] = []
+        self._held = 0
+
+    def write_table(self, table: pa.Table) -> None:
+        self._tables.append(table)
+        self._held += table.num_rows
+        if self._held >= self._rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._tables:
+            self._writer.write_table(pa.concat_tables(self._tables), row_group_size=self._held)
+        self._tables, self._held = [], 0
+
+    def __enter__(self) -> _RowGroups:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        try:
+            if kind is None:
+                self.flush()
+        finally:
+            self._writer.close()
+
+
 def _reject_table(batch: pa.Table, rows: pa.Array, reason: pa.Array, detail: pa.Array) -> pa.Table:
     """Reject rows of the records ``batch.filter(rows)``."""
     batch = batch.select([name for name in REJECT_SCHEMA.names if name in batch.column_names]).filter(rows)
@@ -163,8 +200,11 @@ def run_select(
         spill_path = Path(spill_dir) / "admitted.arrow"
         choices = PoolChoices(spill_dir, cfg.max_per_creator)
         rejects_writer = stack.enter_context(
-            # No column statistics: nothing filters rejects by value range, and they cost ~15% of the writing.
-            pq.ParquetWriter(rejects_temp, REJECT_SCHEMA, write_statistics=False, **_writer(REJECT_SCHEMA))
+            _RowGroups(
+                # No column statistics: nothing filters rejects by value range, and they cost ~15% of the writing.
+                pq.ParquetWriter(rejects_temp, REJECT_SCHEMA, write_statistics=False, **_writer(REJECT_SCHEMA)),
+                REJECT_ROW_GROUP,
+            )
         )
         # The spill file is Arrow IPC with lz4: several times cheaper to write and read back than parquet.
         spill_options = pa.ipc.IpcWriteOptions(compression="lz4")
@@ -205,7 +245,9 @@ def run_select(
                 if reader.problem:
                     summary.problems.append(reader.problem)
         choices.finish()
-        with pq.ParquetWriter(candidates_temp, CANDIDATE_SCHEMA, **_writer(CANDIDATE_SCHEMA)) as candidates_writer:
+        with _RowGroups(
+            pq.ParquetWriter(candidates_temp, CANDIDATE_SCHEMA, **_writer(CANDIDATE_SCHEMA)), CANDIDATE_ROW_GROUP
+        ) as candidates_writer:
             offset = 0
             for batch in _spill_batches(spill_path):
                 batch = batch.cast(POOL_SCHEMA)

@@ -86,6 +86,8 @@ class Partitions:
         self.count = count
 
     def add(self, records: np.ndarray) -> None:
+        if len(records) and not len(self._buffer):
+            raise RuntimeError("add after the last flush")
         start = 0
         while start < len(records):
             take = min(len(records) - start, len(self._buffer) - self._used)
@@ -97,25 +99,22 @@ class Partitions:
 
     def flush(self, last: bool = False) -> None:
         """Write what the buffer holds; ``last``: nothing more will be added (the buffer is released)."""
-        if last:
-            self._buffer = self._buffer[: self._used]
-        if not self._used:
-            return
-        records = self._buffer[: self._used]
-        if self.count == 1:
-            which = np.zeros(len(records), np.intp)
-        else:
-            # Fibonacci hashing of the field: even partitions whether or not the field's values are spread.
-            with np.errstate(over="ignore"):
-                which = ((records[:, self._column] * _SPREAD) >> self._shift).astype(np.intp)
-        if self._file is None:
-            self._file = self._path.open("w+b")
-        self._file.seek(0, os.SEEK_END)
-        starts = np.zeros(self.count + 1, np.int64)
-        np.cumsum(np.bincount(which, minlength=self.count), out=starts[1:])
-        self._writes.append((self._file.tell(), starts))
-        self._file.write(records[np.argsort(which, kind="stable")].tobytes())
-        self._used = 0
+        if self._used:
+            records = self._buffer[: self._used]
+            if self.count == 1:
+                which = np.zeros(len(records), np.intp)
+            else:
+                # Fibonacci hashing of the field: even partitions whether or not the field's values are spread.
+                with np.errstate(over="ignore"):
+                    which = ((records[:, self._column] * _SPREAD) >> self._shift).astype(np.intp)
+            if self._file is None:
+                self._file = self._path.open("w+b")
+            self._file.seek(0, os.SEEK_END)
+            starts = np.zeros(self.count + 1, np.int64)
+            np.cumsum(np.bincount(which, minlength=self.count), out=starts[1:])
+            self._writes.append((self._file.tell(), starts))
+            self._file.write(records[np.argsort(which, kind="stable")].tobytes())
+            self._used = 0
         if last:
             self._buffer = np.empty((0, self.width), np.uint64)
 

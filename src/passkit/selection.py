@@ -1,10 +1,11 @@
 """Runs select over pool sources: ``candidates.parquet`` + ``candidates.rejects.parquet`` (DESIGN contract).
 
 Pass 1 streams every source batch through :func:`passkit.stages.select.select_batch`; rejects go straight to the
-rejects file, admitted records to a spill file next to the output, and only 16 bytes per admitted record stay in
-memory (key hash, creator code) for the two whole-pool choices: exact duplicate keys and the per-creator cap.
-Pass 2 streams the spill file into candidates and rejects. Both outputs are published atomically at the end, and
-every input record is in exactly one of them: rows in = candidates + rejects.
+rejects file, admitted records to a spill file next to the output, and their key and creator hashes to partition
+files for the two whole-pool choices, exact duplicate keys and the per-creator cap (:mod:`passkit.pool_choices`;
+2 bits per admitted record stay in memory). Pass 2 streams the spill file into candidates and rejects. Both
+outputs are published atomically at the end, and every input record is in exactly one of them: rows in =
+candidates + rejects.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ import pyarrow.parquet as pq
 
 from passkit.core import reasons
 from passkit.core.atomic import atomic_path
+from passkit.pool_choices import PoolChoices, creator_hashes, key_check
 from passkit.sources.schema import CANDIDATE_SCHEMA, POOL_SCHEMA, REJECT_SCHEMA
-from passkit.stages.select import SelectConfig, cap_per_creator, decide, first_occurrences, key_rank
+from passkit.stages.select import SelectConfig, decide, key_rank
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".jsonl", ".ndjson")
 
@@ -125,6 +127,43 @@ def _writer(schema: pa.Schema, compression: str = "zstd") -> dict[str, object]:
     return {"compression": compression, "use_dictionary": [name for name in _FEW_VALUES if name in schema.names]}
 
 
+# Rows per row group of the outputs: batches are gathered up to this many rows. The writer keeps the metadata of
+# every row group (and column) in memory until it closes; a row group per batch made that grow with the pool.
+CANDIDATE_ROW_GROUP = 1 << 15  # ~12 MB of candidate records in memory
+REJECT_ROW_GROUP = 1 << 16  # ~9 MB of reject rows
+
+
+class _RowGroups:
+    """A ParquetWriter fed whole row groups of at least ``rows`` rows (the last one may be smaller)."""
+
+    def __init__(self, writer: pq.ParquetWriter, rows: int) -> None:
+        self._writer = writer
+        self._rows = rows
+        self._tables: list[pa.Table] = []
+        self._held = 0
+
+    def write_table(self, table: pa.Table) -> None:
+        self._tables.append(table)
+        self._held += table.num_rows
+        if self._held >= self._rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._tables:
+            self._writer.write_table(pa.concat_tables(self._tables), row_group_size=self._held)
+        self._tables, self._held = [], 0
+
+    def __enter__(self) -> _RowGroups:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        try:
+            if kind is None:
+                self.flush()
+        finally:
+            self._writer.close()
+
+
 def _reject_table(batch: pa.Table, rows: pa.Array, reason: pa.Array, detail: pa.Array) -> pa.Table:
     """Reject rows of the records ``batch.filter(rows)``."""
     batch = batch.select([name for name in REJECT_SCHEMA.names if name in batch.column_names]).filter(rows)
@@ -137,23 +176,6 @@ def _reject_table(batch: pa.Table, rows: pa.Array, reason: pa.Array, detail: pa.
 def _count(counter: Counter[str], values: pa.Array | pa.ChunkedArray, null_label: str = "unknown") -> None:
     for item in pc.value_counts(pc.fill_null(values, null_label)).to_pylist():
         counter[item["values"]] += item["counts"]
-
-
-class _CreatorCodes:
-    """Global integer code per creator (creator id, else creator name), mapped per batch over distinct values."""
-
-    def __init__(self) -> None:
-        self._codes: dict[str, int] = {}
-
-    def __call__(self, batch: pa.Table) -> np.ndarray:
-        creator_id = pc.fill_null(batch.column("creator_id").combine_chunks(), "")
-        creator = pc.fill_null(batch.column("creator").combine_chunks(), "")
-        who = pc.if_else(pc.equal(creator_id, ""), pc.binary_join_element_wise("name:", creator, ""), creator_id)
-        encoded = who.dictionary_encode()
-        codes = np.array(
-            [self._codes.setdefault(value, len(self._codes)) for value in encoded.dictionary.to_pylist()], np.int64
-        )
-        return codes[encoded.indices.to_numpy(zero_copy_only=False)] if len(codes) else np.zeros(0, np.int64)
 
 
 def run_select(
@@ -169,9 +191,6 @@ def run_select(
     readers = [spec if hasattr(spec, "problem") else open_source(spec) for spec in sources]  # type: ignore[arg-type]
     summary = SelectSummary(out=out, rejects_out=rejects_path_for(out))
     out.parent.mkdir(parents=True, exist_ok=True)
-    creator_codes = _CreatorCodes()
-    ranks: list[np.ndarray] = []
-    creators: list[np.ndarray] = []
     with (
         tempfile.TemporaryDirectory(prefix=f".{out.name}.spill-", dir=out.parent) as spill_dir,
         atomic_path(summary.rejects_out) as rejects_temp,
@@ -179,9 +198,13 @@ def run_select(
         contextlib.ExitStack() as stack,
     ):
         spill_path = Path(spill_dir) / "admitted.arrow"
+        choices = PoolChoices(spill_dir, cfg.max_per_creator)
         rejects_writer = stack.enter_context(
-            # No column statistics: nothing filters rejects by value range, and they cost ~15% of the writing.
-            pq.ParquetWriter(rejects_temp, REJECT_SCHEMA, write_statistics=False, **_writer(REJECT_SCHEMA))
+            _RowGroups(
+                # No column statistics: nothing filters rejects by value range, and they cost ~15% of the writing.
+                pq.ParquetWriter(rejects_temp, REJECT_SCHEMA, write_statistics=False, **_writer(REJECT_SCHEMA)),
+                REJECT_ROW_GROUP,
+            )
         )
         # The spill file is Arrow IPC with lz4: several times cheaper to write and read back than parquet.
         spill_options = pa.ipc.IpcWriteOptions(compression="lz4")
@@ -214,26 +237,23 @@ def run_select(
                     kept = batch.filter(pc.invert(rejected))
                     if kept.num_rows:
                         spill.write_table(kept)
-                        ranks.append(key_rank(kept.column("key"), cfg.seed))
-                        creators.append(creator_codes(kept))
+                        keys = kept.column("key")
+                        choices.add(key_rank(keys, cfg.seed), key_check(keys, cfg.seed), *creator_hashes(kept))
                     if on_progress is not None:
                         on_progress(str(reader.path), summary.rows_in)
                 summary.sources.append((str(reader.path), reader.rows))
                 if reader.problem:
                     summary.problems.append(reader.problem)
-        rank = np.concatenate(ranks) if ranks else np.zeros(0, np.uint64)
-        creator = np.concatenate(creators) if creators else np.zeros(0, np.int64)
-        first = first_occurrences(rank, lambda rows: _keys_at(spill_path, rows))
-        capped = np.zeros(len(rank), dtype=bool)
-        capped[first] = ~cap_per_creator(creator[first], rank[first], cfg.max_per_creator)
-        per_creator = np.bincount(creator[first], minlength=creator.max() + 1 if len(creator) else 0)
-        with pq.ParquetWriter(candidates_temp, CANDIDATE_SCHEMA, **_writer(CANDIDATE_SCHEMA)) as candidates_writer:
+        choices.finish()
+        with _RowGroups(
+            pq.ParquetWriter(candidates_temp, CANDIDATE_SCHEMA, **_writer(CANDIDATE_SCHEMA)), CANDIDATE_ROW_GROUP
+        ) as candidates_writer:
             offset = 0
             for batch in _spill_batches(spill_path):
                 batch = batch.cast(POOL_SCHEMA)
                 rows = slice(offset, offset + batch.num_rows)
                 offset += batch.num_rows
-                duplicate, over_cap = ~first[rows], capped[rows]
+                duplicate, over_cap = choices.duplicate(rows.start, rows.stop), choices.capped(rows.start, rows.stop)
                 keep = ~duplicate & ~over_cap
                 candidates = batch.filter(pa.array(keep)).select(CANDIDATE_SCHEMA.names).cast(CANDIDATE_SCHEMA)
                 candidates_writer.write_table(candidates)
@@ -242,7 +262,9 @@ def run_select(
                 if keep.all():
                     continue
                 reason = np.where(duplicate, reasons.DEDUP_EXACT, reasons.CAP_CREATOR)[~keep]
-                counts = per_creator[creator[rows][~keep]]
+                counts = np.zeros(len(reason), np.int64)
+                if over_cap.any():
+                    counts[over_cap[~keep]] = choices.creator_counts(*creator_hashes(batch.filter(pa.array(over_cap))))
                 detail = np.where(
                     duplicate[~keep],
                     "duplicate of an earlier record with the same key",
@@ -271,14 +293,3 @@ def _spill_batches(path: Path, columns: list[str] | None = None) -> Iterator[pa.
         for index in range(spill.num_record_batches):
             batch = pa.Table.from_batches([spill.get_batch(index)])
             yield batch.select(columns) if columns is not None else batch
-
-
-def _keys_at(spill_path: Path, rows: np.ndarray) -> list[str]:
-    """Keys of the given (sorted) row positions of the spill file, read one column at a time."""
-    found: list[str] = []
-    offset = 0
-    for batch in _spill_batches(spill_path, columns=["key"]):
-        inside = rows[(rows >= offset) & (rows < offset + batch.num_rows)] - offset
-        found += batch.column(0).take(pa.array(inside)).to_pylist()
-        offset += batch.num_rows
-    return found

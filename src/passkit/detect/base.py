@@ -119,8 +119,13 @@ def to_chw(image: np.ndarray) -> np.ndarray:
 
 def letterbox_chw(image: np.ndarray, width: int, height: int, fill: float, left: int = 0, top: int = 0) -> np.ndarray:
     """A new float32 (1, 3, height, width) filled with ``fill``, ``image`` (H, W, 3) pasted at (left, top)."""
-    tensor = np.full((1, 3, height, width), fill, np.float32)
+    tensor = np.empty((1, 3, height, width), np.float32)
     h, w = image.shape[:2]
+    # Only the border around the pasted image is filled (the whole canvas when the image does not reach it).
+    tensor[0, :, :top] = fill
+    tensor[0, :, top + h :] = fill
+    tensor[0, :, top : top + h, :left] = fill
+    tensor[0, :, top : top + h, left + w :] = fill
     paste_planes(tensor[0, :, top : top + h, left : left + w], image)
     return tensor
 

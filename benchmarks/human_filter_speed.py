@@ -8,7 +8,9 @@ crop of 70-100 % per axis at long side 2048 px, quality 88), the (photo, size) p
   raw     the same models' session.run alone on the same inputs already decoded, cropped, resized and laid out as
           tensors (prepared untimed, chunk by chunk so memory stays bounded); for zoom passes, the same candidate
           windows the stage looks at (found by running the fixed passes untimed).
-Prints images/s of both, the ratio stage/raw (target >= 0.85x) and images/s per core, for each preset.
+Prints images/s of both, the ratio stage/raw (target >= 0.85x) and images/s per core, for each preset; beside it the
+same ratio in process CPU time (one thread: what each side cost the core, less swayed by other jobs on a shared
+machine than the wall clock).
 
     python benchmarks/human_filter_speed.py [--images 1000] [--presets fast,default] [--threads 1] [--workdir DIR]
 """
@@ -65,10 +67,11 @@ def real_size_jpegs(files: list[Path], count: int, out: Path, seed: int = 0) -> 
     return paths
 
 
-def raw_seconds(preset_name: str, photos: list[bytes], threads: int, chunk: int = 25) -> float:
+def raw_seconds(preset_name: str, photos: list[bytes], threads: int, chunk: int = 25) -> tuple[float, float]:
+    """Wall and process CPU seconds of the models' ``session.run`` alone on the photos' prepared tensors."""
     preset = get_preset(preset_name)
     ensemble = _ensemble(preset.passes, threads, "cpu", 5)
-    total = 0.0
+    total = cpu = 0.0
     for start in range(0, len(photos), chunk):
         tensors = []  # (detector, tensor): prepared outside the timed region
         for data in photos[start : start + chunk]:
@@ -83,22 +86,24 @@ def raw_seconds(preset_name: str, photos: list[bytes], threads: int, chunk: int 
                     continue
                 for x, y, w, h in crops(width, height, item.view):
                     tensors.append((detector, detector.prepare(image.pixels[y : y + h, x : x + w])[0]))
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), time.process_time()
         for detector, tensor in tensors:
             detector.infer(tensor)
         total += time.perf_counter() - began
-    return total
+        cpu += time.process_time() - began_cpu
+    return total, cpu
 
 
-def stage_seconds(preset_name: str, photos: list[bytes], threads: int, batch: int = 32) -> float:
+def stage_seconds(preset_name: str, photos: list[bytes], threads: int, batch: int = 32) -> tuple[float, float]:
+    """Wall and process CPU seconds of the humans stage on the photos (models loaded before timing)."""
     cfg = HumansConfig(preset=preset_name, threads=threads, device="cpu")
     samples = [Sample(f"bench-{i:06d}", {"jpg": data}) for i, data in enumerate(photos)]
     humans_stage(samples[:1], cfg)  # load models before timing (once per worker process in a pipeline)
-    began = time.perf_counter()
+    began, began_cpu = time.perf_counter(), time.process_time()
     for start in range(0, len(samples), batch):
         result = humans_stage(samples[start : start + batch], cfg)
         assert result.rows.num_rows == len(samples[start : start + batch])
-    return time.perf_counter() - began
+    return time.perf_counter() - began, time.process_time() - began_cpu
 
 
 def main() -> None:
@@ -125,18 +130,24 @@ def run(paths: list[Path], args: argparse.Namespace, distinct: int) -> None:
         f"threads={args.threads}, load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}",
         flush=True,
     )
-    print(f"{'preset':8s} {'stage img/s':>12s} {'raw ORT img/s':>14s} {'ratio':>7s} {'stage img/s/core':>17s}")
+    print(
+        f"{'preset':8s} {'stage img/s':>12s} {'raw ORT img/s':>14s} {'ratio':>7s} {'stage img/s/core':>17s} "
+        f"{'cpu-time ratio':>15s}"
+    )
     for name in args.presets.split(","):
         # Interleave chunks so both sides see the same background load on a shared machine.
-        stage = raw = 0.0
+        stage = raw = stage_cpu = raw_cpu = 0.0
         for start in range(0, len(paths), args.chunk):
             part = [path.read_bytes() for path in paths[start : start + args.chunk]]
-            stage += stage_seconds(name, part, args.threads)
-            raw += raw_seconds(name, part, args.threads)
+            wall, cpu = stage_seconds(name, part, args.threads)
+            stage, stage_cpu = stage + wall, stage_cpu + cpu
+            wall, cpu = raw_seconds(name, part, args.threads)
+            raw, raw_cpu = raw + wall, raw_cpu + cpu
         stage_rate, raw_rate = len(paths) / stage, len(paths) / raw
         print(
             f"{name:8s} {stage_rate:12.2f} {raw_rate:14.2f} {stage_rate / raw_rate:6.3f}x "
-            f"{stage_rate / args.threads:17.2f}   (load average {' '.join(f'{v:.2f}' for v in os.getloadavg())})",
+            f"{stage_rate / args.threads:17.2f} {raw_cpu / stage_cpu:14.3f}x   "
+            f"(load average {' '.join(f'{v:.2f}' for v in os.getloadavg())})",
             flush=True,
         )
 

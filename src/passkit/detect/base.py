@@ -66,24 +66,30 @@ class Detections:
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, min_score: float, top_k: int) -> Detections:
     """Greedy non-maximum suppression; keeps at most ``top_k`` boxes with score >= ``min_score``."""
+    boxes, scores = boxes.astype(np.float32, copy=False), scores.astype(np.float32, copy=False)
     keep_mask = scores >= min_score
-    boxes, scores = boxes[keep_mask].astype(np.float32), scores[keep_mask].astype(np.float32)
+    if not keep_mask.all():
+        boxes, scores = boxes[keep_mask], scores[keep_mask]
     if not len(scores):
         return Detections.empty()
     order = np.argsort(-scores, kind="stable")
-    areas = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+    # Coordinates in score order, one contiguous array each: every round compares the best survivor with the rest.
+    x1, y1, x2, y2 = np.ascontiguousarray(boxes[order].T)
+    areas = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
+    rest = np.arange(len(order))
     keep: list[int] = []
-    while len(order) and len(keep) < top_k:
-        best, rest = order[0], order[1:]
+    while len(rest) and len(keep) < top_k:
+        best, rest = rest[0], rest[1:]
         keep.append(int(best))
-        x1 = np.maximum(boxes[best, 0], boxes[rest, 0])
-        y1 = np.maximum(boxes[best, 1], boxes[rest, 1])
-        x2 = np.minimum(boxes[best, 2], boxes[rest, 2])
-        y2 = np.minimum(boxes[best, 3], boxes[rest, 3])
-        inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+        if not len(rest) or len(keep) == top_k:
+            break
+        width = np.maximum(np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]), 0)
+        height = np.maximum(np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]), 0)
+        inter = width * height
         overlap = inter / np.maximum(areas[best] + areas[rest] - inter, 1e-9)
-        order = rest[overlap <= iou]
-    return Detections(boxes[keep], scores[keep])
+        rest = rest[overlap <= iou]
+    chosen = order[keep]
+    return Detections(boxes[chosen], scores[chosen])
 
 
 def candidates(scores: np.ndarray, min_score: float, limit: int = 300) -> np.ndarray:
@@ -107,16 +113,37 @@ def resize(image: np.ndarray, width: int, height: int, shrink: int = cv2.INTER_A
 def to_chw(image: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 -> a new float32 (1, 3, H, W), channel order unchanged."""
     tensor = np.empty((1, 3, *image.shape[:2]), np.float32)
-    np.copyto(tensor[0], image.transpose(2, 0, 1))
+    paste_planes(tensor[0], image)
     return tensor
 
 
 def letterbox_chw(image: np.ndarray, width: int, height: int, fill: float, left: int = 0, top: int = 0) -> np.ndarray:
     """A new float32 (1, 3, height, width) filled with ``fill``, ``image`` (H, W, 3) pasted at (left, top)."""
-    tensor = np.full((1, 3, height, width), fill, np.float32)
+    tensor = np.empty((1, 3, height, width), np.float32)
     h, w = image.shape[:2]
-    np.copyto(tensor[0, :, top : top + h, left : left + w], image.transpose(2, 0, 1))
+    # Only the border around the pasted image is filled (the whole canvas when the image does not reach it).
+    tensor[0, :, :top] = fill
+    tensor[0, :, top + h :] = fill
+    tensor[0, :, top : top + h, :left] = fill
+    tensor[0, :, top : top + h, left + w :] = fill
+    paste_planes(tensor[0, :, top : top + h, left : left + w], image)
     return tensor
+
+
+def paste_planes(
+    out: np.ndarray, image: np.ndarray, offset: np.ndarray | None = None, scale: np.ndarray | None = None
+) -> None:
+    """Write ``image`` (H, W, 3) uint8 channel by channel into ``out`` (3, H, W) float32 as ``(x - offset) * scale``
+    per channel (plain conversion where they are None), evaluated in float32 as ``(x.astype(float32) - offset) *
+    scale`` would be. Splitting into contiguous planes first is ~2x cheaper than a strided HWC -> CHW copy."""
+    for channel, plane in enumerate(cv2.split(image)):
+        target = out[channel]
+        if offset is None:
+            np.copyto(target, plane, casting="unsafe")
+        else:
+            np.subtract(plane, offset[channel], out=target, dtype=np.float32)
+        if scale is not None:
+            np.multiply(target, scale[channel], out=target)
 
 
 class Detector:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from passkit.detect.base import Detections, Detector, candidates, nms, resize, to_chw
+from passkit.detect.base import Detections, Detector, candidates, nms, paste_planes, resize
+
+SCALE = np.full(3, 1.0 / 255.0, np.float32)
 
 
 class FastestDet(Detector):
@@ -17,8 +19,8 @@ class FastestDet(Detector):
 
     def prepare(self, image: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
         width, height = self.entry.input_size
-        tensor = to_chw(resize(image, width, height))
-        tensor *= np.float32(1.0 / 255.0)
+        tensor = np.empty((1, 3, height, width), np.float32)
+        paste_planes(tensor[0], resize(image, width, height), scale=SCALE)
         return tensor, (image.shape[1], image.shape[0])
 
     def decode(self, outputs: list[np.ndarray], size: tuple[int, int]) -> Detections:

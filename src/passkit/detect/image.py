@@ -1,9 +1,11 @@
 """Decoding images for detection: reduced-size JPEG decoding (draft mode), any mode to BGR uint8.
 
-The stored image is never touched; detection sees a copy whose long side is at most ``max_side`` pixels. A large
-JPEG is decoded reduced by libjpeg-turbo's scaled IDCT (simplejpeg), at the smallest of its M/8 scales that covers
-the target (1024 -> 640 px is 5/8, no resize afterwards); Pillow's draft mode (1/2, 1/4, 1/8 only) is the fallback
-for what simplejpeg does not take (CMYK, recoverable stream errors), so corrupt files get Pillow's verdict.
+The stored image is never touched; detection sees a copy whose long side is at most ``max_side`` pixels. A JPEG is
+decoded by libjpeg-turbo (simplejpeg) straight to BGR, a large one reduced by its scaled IDCT at the smallest of the
+M/8 scales that covers the target (1024 -> 640 px is 5/8, no resize afterwards): the same pixels Pillow's decoder
+gives, without its RGBX buffer, the array copy and the colour swap. Pillow (with draft mode: 1/2, 1/4, 1/8 only) is
+the fallback for what simplejpeg does not take (CMYK, recoverable stream errors), so corrupt files get Pillow's
+verdict.
 """
 
 from __future__ import annotations
@@ -54,38 +56,31 @@ def decode_for_detection(data: bytes, max_side: int) -> DecodedImage:
             orientation = image.getexif().get(ORIENTATION_TAG, 1)
             swapped = orientation in (5, 6, 7, 8)
             width, height = (image.height, image.width) if swapped else image.size
-            reduced = None
-            if image.format == "JPEG" and max(image.size) > max_side:
+            pixels = None
+            if image.format == "JPEG":
                 # Both decoders keep both sides >= the requested box: ask for the aspect-true box of the target size,
                 # rounded down so an odd side still halves (a square box would stop a landscape photo's reduction).
-                ratio = max_side / max(image.size)
+                ratio = min(1.0, max_side / max(image.size))
                 box = (max(1, math.floor(image.width * ratio)), max(1, math.floor(image.height * ratio)))
-                reduced = _scaled_jpeg(data, image.mode, box)
-                if reduced is None:
+                pixels = _turbo_jpeg(data, image.mode, box)
+                if pixels is None and ratio < 1.0:
                     image.draft("RGB" if image.mode != "L" else "L", box)
-            if reduced is None:
+            if pixels is None:
                 image.load()
-            else:
-                image = reduced
     except Image.DecompressionBombError as error:
         raise ImageBombError(str(error)) from error
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
         raise ImageDecodeError(f"cannot decode image: {error}") from error
-    if image.width < 1 or image.height < 1:
-        raise ImageDecodeError("image has no pixels")
-    if orientation in ORIENTATION_TRANSPOSE:
-        image = image.transpose(ORIENTATION_TRANSPOSE[orientation])
-    image = _to_rgb(image)
-    if max(image.size) > max_side:
-        ratio = max_side / max(image.size)
-        size = (max(1, round(image.width * ratio)), max(1, round(image.height * ratio)))
-        image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
-    pixels = cv2.cvtColor(np.asarray(image, dtype=np.uint8), cv2.COLOR_RGB2BGR)
+    if pixels is not None:
+        pixels = _orient_and_fit(pixels, orientation, max_side)
+    else:
+        pixels = _pillow_pixels(image, orientation, max_side)
     return DecodedImage(pixels, width, height, data)
 
 
-def _scaled_jpeg(data: bytes, mode: str, box: tuple[int, int]) -> Image.Image | None:
-    """Decode a YCbCr or greyscale JPEG at the smallest libjpeg-turbo scale whose size covers ``box``.
+def _turbo_jpeg(data: bytes, mode: str, box: tuple[int, int]) -> np.ndarray | None:
+    """BGR pixels of a YCbCr or greyscale JPEG at the smallest libjpeg-turbo scale whose size covers ``box`` (the full
+    size when ``box`` is the image's own).
 
     None when simplejpeg cannot take the file (CMYK, a recoverable stream error in strict mode): Pillow then decodes
     it, so a damaged file gets the same verdict as before.
@@ -93,10 +88,38 @@ def _scaled_jpeg(data: bytes, mode: str, box: tuple[int, int]) -> Image.Image | 
     if mode not in ("RGB", "L"):
         return None
     try:
-        pixels = simplejpeg.decode_jpeg(data, "RGB", min_width=box[0], min_height=box[1], strict=True)
+        return simplejpeg.decode_jpeg(data, "BGR", min_width=box[0], min_height=box[1], strict=True)
     except ValueError:
         return None
-    return Image.fromarray(pixels, "RGB")
+
+
+def _orient_and_fit(pixels: np.ndarray, orientation: int, max_side: int) -> np.ndarray:
+    """EXIF orientation, then Pillow's bilinear reduction to ``max_side`` where the decoder's scale was not exact.
+    Both act on each channel alike, so BGR pixels go through Pillow's RGB mode unchanged in channel order."""
+    if orientation not in ORIENTATION_TRANSPOSE and max(pixels.shape[:2]) <= max_side:
+        return pixels
+    image = Image.fromarray(pixels)
+    if orientation in ORIENTATION_TRANSPOSE:
+        image = image.transpose(ORIENTATION_TRANSPOSE[orientation])
+    if max(image.size) > max_side:
+        image = image.resize(_fitted(image.size, max_side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return np.array(image, dtype=np.uint8)  # writable, like every other decode
+
+
+def _pillow_pixels(image: Image.Image, orientation: int, max_side: int) -> np.ndarray:
+    if image.width < 1 or image.height < 1:
+        raise ImageDecodeError("image has no pixels")
+    if orientation in ORIENTATION_TRANSPOSE:
+        image = image.transpose(ORIENTATION_TRANSPOSE[orientation])
+    image = _to_rgb(image)
+    if max(image.size) > max_side:
+        image = image.resize(_fitted(image.size, max_side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return cv2.cvtColor(np.asarray(image, dtype=np.uint8), cv2.COLOR_RGB2BGR)
+
+
+def _fitted(size: tuple[int, int], max_side: int) -> tuple[int, int]:
+    ratio = max_side / max(size)
+    return max(1, round(size[0] * ratio)), max(1, round(size[1] * ratio))
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

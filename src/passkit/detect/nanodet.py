@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from passkit.detect.base import Detections, Detector, candidates, nms, resize
+from passkit.detect.base import Detections, Detector, candidates, nms, paste_planes, resize
 
 STRIDES = (8, 16, 32)
 REG_BINS = 8
 MEAN = np.array([103.53, 116.28, 123.675], np.float32)
 STD = np.array([57.375, 57.12, 58.395], np.float32)
+SCALE = np.array([1.0 / std for std in STD], np.float32)  # 1 / std, evaluated in float32
 
 
 class NanoDet(Detector):
@@ -41,10 +42,7 @@ class NanoDet(Detector):
         new_w, new_h = max(1, round(image.shape[1] * ratio)), max(1, round(image.shape[0] * ratio))
         left, top = (width - new_w) // 2, (height - new_h) // 2
         canvas = np.zeros((1, 3, height, width), np.float32)
-        region = resize(image, new_w, new_h)
-        for channel in range(3):
-            plane = region[:, :, channel].astype(np.float32)
-            canvas[0, channel, top : top + new_h, left : left + new_w] = (plane - MEAN[channel]) * (1.0 / STD[channel])
+        paste_planes(canvas[0, :, top : top + new_h, left : left + new_w], resize(image, new_w, new_h), MEAN, SCALE)
         return canvas, (ratio, left, top)
 
     def decode(self, outputs: list[np.ndarray], transform: tuple[float, int, int]) -> Detections:

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from passkit.detect.base import Detections, Detector, candidates, nms, resize, to_chw
+from passkit.detect.base import Detections, Detector, candidates, nms, paste_planes, resize
+
+MEAN = np.full(3, 127.0, np.float32)
+SCALE = np.full(3, 1.0 / 128.0, np.float32)
 
 
 class UltraFace(Detector):
@@ -17,10 +20,9 @@ class UltraFace(Detector):
 
     def prepare(self, image: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
         width, height = self.entry.input_size
-        rgb = resize(image, width, height)[:, :, ::-1]
-        tensor = to_chw(rgb)
-        tensor -= np.float32(127.0)
-        tensor *= np.float32(1.0 / 128.0)
+        tensor = np.empty((1, 3, height, width), np.float32)
+        # BGR planes written in reverse order: the network reads RGB.
+        paste_planes(tensor[0, ::-1], resize(image, width, height), offset=MEAN, scale=SCALE)
         return tensor, (image.shape[1], image.shape[0])
 
     def decode(self, outputs: list[np.ndarray], size: tuple[int, int]) -> Detections:

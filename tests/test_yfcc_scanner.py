@@ -17,7 +17,9 @@ from tests.yfcc_helpers import ORIGINAL_FIELDS, photo_hash, yfcc_fields
 
 from passkit.core.licenses import LicensePolicy
 from passkit.selection import rejects_path_for, run_select
-from passkit.sources.yfcc import YfccReader, load_scanner
+from passkit.sources.columns import web_url_mask
+from passkit.sources.compiled import load_scanner
+from passkit.sources.yfcc import YfccReader
 from passkit.stages.select import SelectConfig, photo_hash_of, photo_hashes_of
 
 scanner = load_scanner("auto")
@@ -212,3 +214,16 @@ def test_random_field_damage(tmp_path_factory, layout, edits, cut):
     path = tmp_path_factory.mktemp("fuzz") / "yfcc100m_dataset"
     path.write_bytes(data if cut else data + b"\n")
     assert_same(path, chunk_sizes=(1 << 10, 16 << 20), policies=[None, "cc-by"])
+
+
+URL_TEXT = st.text(alphabet=list("hHtTpPsS:/@?#.-_ \t\x0b\x0c\n\rabé"), max_size=16)
+URL_LIKE = st.builds("".join, st.tuples(st.sampled_from(["http://", "HTTPS://", "https:/"]), URL_TEXT))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(URL_TEXT | st.builds("".join, st.tuples(st.sampled_from(["http://", "HTTPS://", "https:/"]), URL_TEXT)))
+)
+def test_compiled_web_url_check_matches_the_regex(values):
+    array = pa.array(values, pa.string())
+    assert web_url_mask(array).tolist() == web_url_mask(array, compiled=False).tolist()

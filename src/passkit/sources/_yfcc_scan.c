@@ -301,29 +301,28 @@ static void md5_block(uint32_t state[4], const uint8_t block[64]) {
     for (int i = 0; i < 16; i++)
         m[i] = (uint32_t)block[4 * i] | (uint32_t)block[4 * i + 1] << 8 | (uint32_t)block[4 * i + 2] << 16 |
                (uint32_t)block[4 * i + 3] << 24;
-    uint32_t a = state[0], b = state[1], c = state[2], d = state[3];
-    for (int i = 0; i < 64; i++) {
-        uint32_t f;
-        int g;
-        if (i < 16) {
-            f = (b & c) | (~b & d);
-            g = i;
-        } else if (i < 32) {
-            f = (d & b) | (~d & c);
-            g = (5 * i + 1) & 15;
-        } else if (i < 48) {
-            f = b ^ c ^ d;
-            g = (3 * i + 5) & 15;
-        } else {
-            f = c ^ (b | ~d);
-            g = (7 * i) & 15;
-        }
-        f += a + md5_k[i] + m[g];
-        a = d;
-        d = c;
-        c = b;
-        b += rotate_left(f, md5_shift[i]);
+    uint32_t a = state[0], b = state[1], c = state[2], d = state[3], f, t;
+    /* the four rounds, each with its own function and message order (no branch inside a loop) */
+#define MD5_STEP(i, expression, g)                \
+    f = (expression) + a + md5_k[i] + m[g];       \
+    a = d;                                        \
+    d = c;                                        \
+    c = b;                                        \
+    t = rotate_left(f, md5_shift[i]);             \
+    b += t;
+    for (int i = 0; i < 16; i++) {
+        MD5_STEP(i, (b & c) | (~b & d), i)
     }
+    for (int i = 16; i < 32; i++) {
+        MD5_STEP(i, (d & b) | (~d & c), (5 * i + 1) & 15)
+    }
+    for (int i = 32; i < 48; i++) {
+        MD5_STEP(i, b ^ c ^ d, (3 * i + 5) & 15)
+    }
+    for (int i = 48; i < 64; i++) {
+        MD5_STEP(i, c ^ (b | ~d), (7 * i) & 15)
+    }
+#undef MD5_STEP
     state[0] += a;
     state[1] += b;
     state[2] += c;
@@ -395,6 +394,68 @@ static PyObject *photo_hashes(PyObject *module, PyObject *args) {
 done:
     grow_release(&out_offsets);
     grow_release(&out_data);
+    PyBuffer_Release(&offsets);
+    PyBuffer_Release(&data);
+    return result;
+}
+
+
+/* ---------------------------------------------------------------- web URLs */
+
+static inline int url_space(uint8_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r'; }
+
+/* A host ([^/?#:@\s]+) followed by the end or by one of ":/?#" (the start of the rest). */
+static int host_then_rest(const uint8_t *s, size_t n) {
+    size_t i = 0;
+    while (i < n && s[i] != '/' && s[i] != '?' && s[i] != '#' && s[i] != ':' && s[i] != '@') i++;
+    return i > 0 && (i == n || s[i] != '@');
+}
+
+/* ^[Hh][Tt][Tt][Pp][Ss]?://([^/?#@\s]*@)?[^/?#:@\s]+([:/?#][^\s]*)?$ with RE2's \s = [\t\n\f\r ]. */
+static int web_url(const uint8_t *s, size_t n) {
+    if (n < 7 || (s[0] | 0x20) != 'h' || (s[1] | 0x20) != 't' || (s[2] | 0x20) != 't' || (s[3] | 0x20) != 'p')
+        return 0;
+    size_t i = 4;
+    if ((s[i] | 0x20) == 's') i++;
+    if (n - i < 3 || memcmp(s + i, "://", 3)) return 0;
+    const uint8_t *rest = s + i + 3;
+    size_t m = n - i - 3;
+    for (size_t k = 0; k < m; k++)
+        if (url_space(rest[k])) return 0;
+    if (host_then_rest(rest, m)) return 1;
+    size_t at = 0; /* with user info: up to the first '@', before any of "/?#" */
+    while (at < m && rest[at] != '@') {
+        if (rest[at] == '/' || rest[at] == '?' || rest[at] == '#') return 0;
+        at++;
+    }
+    return at < m && host_then_rest(rest + at + 1, m - at - 1);
+}
+
+/* web_urls(offsets, data) -> bytes: 1 per value (int64 offsets into data) that is an http(s) URL with a host. */
+static PyObject *web_urls(PyObject *module, PyObject *args) {
+    Py_buffer offsets, data;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "y*y*", &offsets, &data)) return NULL;
+    PyObject *result = NULL;
+    size_t count = offsets.len / 8;
+    const int64_t *offset = offsets.buf;
+    if (offsets.len % 8 || count == 0 || offset[0] < 0 || offset[count - 1] > data.len) {
+        PyErr_SetString(PyExc_ValueError, "web_urls: offsets do not fit the data");
+        goto done;
+    }
+    for (size_t i = 1; i < count; i++)
+        if (offset[i] < offset[i - 1]) {
+            PyErr_SetString(PyExc_ValueError, "web_urls: offsets must not decrease");
+            goto done;
+        }
+    result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(count - 1));
+    if (!result) goto done;
+    char *out = PyBytes_AS_STRING(result);
+    Py_BEGIN_ALLOW_THREADS;
+    for (size_t i = 0; i + 1 < count; i++)
+        out[i] = (char)web_url((const uint8_t *)data.buf + offset[i], (size_t)(offset[i + 1] - offset[i]));
+    Py_END_ALLOW_THREADS;
+done:
     PyBuffer_Release(&offsets);
     PyBuffer_Release(&data);
     return result;
@@ -707,17 +768,23 @@ static int scan_piece(Scan *self) {
 #ifdef __SSE2__
     const __m128i tab = _mm_set1_epi8('\t'), newline = _mm_set1_epi8('\n'), cr = _mm_set1_epi8('\r');
     const __m128i zero = _mm_setzero_si128();
-    for (; pos + 16 <= n; pos += 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(base + pos));
-        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, tab), _mm_cmpeq_epi8(v, newline)),
-                                   _mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, zero)));
-        unsigned mask = (unsigned)_mm_movemask_epi8(hit) | (unsigned)_mm_movemask_epi8(v);
+#define SPECIAL_MASK(v)                                                                                        \
+    ((uint64_t)((unsigned)_mm_movemask_epi8(_mm_or_si128(                                                      \
+                    _mm_or_si128(_mm_cmpeq_epi8(v, tab), _mm_cmpeq_epi8(v, newline)),                         \
+                    _mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, zero)))) |                           \
+                (unsigned)_mm_movemask_epi8(v)))
+    /* 64 bytes a step: one mask of their tabs, newlines, CR, NUL and non-ASCII bytes, handled in order */
+    for (; pos + 64 <= n; pos += 64) {
+        const __m128i *at = (const __m128i *)(base + pos);
+        uint64_t mask = SPECIAL_MASK(_mm_loadu_si128(at)) | SPECIAL_MASK(_mm_loadu_si128(at + 1)) << 16 |
+                        SPECIAL_MASK(_mm_loadu_si128(at + 2)) << 32 | SPECIAL_MASK(_mm_loadu_si128(at + 3)) << 48;
         while (mask) {
-            unsigned bit = (unsigned)__builtin_ctz(mask);
+            unsigned bit = (unsigned)__builtin_ctzll(mask);
             mask &= mask - 1;
             ON_BYTE(pos + bit);
         }
     }
+#undef SPECIAL_MASK
 #endif
     for (; pos < n; pos++) {
         uint8_t c = base[pos];
@@ -932,6 +999,7 @@ static PyTypeObject ScanType = {
 static PyMethodDef module_methods[] = {
     {"scan", scan, METH_VARARGS,
      "scan(piece, n_fields, fields, terminated) -> Scan: one pass over a piece of whole lines."},
+    {"web_urls", web_urls, METH_VARARGS, "web_urls(offsets, data) -> bytes: 1 where a value is an http(s) URL."},
     {"photo_hashes", photo_hashes, METH_VARARGS,
      "photo_hashes(offsets, data) -> (offsets, data): YFCC100M photo hashes (MD5, %x per byte) of binary values."},
     {NULL, NULL, 0, NULL},

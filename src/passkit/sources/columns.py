@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from passkit.core.licenses import license_url, reconcile_licenses
+from passkit.sources.compiled import load_scanner
 
 _HEX_VALUE = np.full(256, 255, dtype=np.uint8)
 for _digit, _char in enumerate(b"0123456789abcdef"):
@@ -149,9 +150,15 @@ def clean_text(array: pa.Array | pa.ChunkedArray) -> pa.Array:
     return pc.replace_with_mask(array, mask, pc.utf8_trim_whitespace(dirty))
 
 
-def web_url_mask(array: pa.Array) -> np.ndarray:
-    """True where the value is an http(s) URL with a host and no whitespace (``attribution.is_web_url``)."""
-    matches = pc.match_substring_regex(pc.fill_null(array.cast(pa.string()), ""), _WEB_URL)
+def web_url_mask(array: pa.Array, compiled: bool = True) -> np.ndarray:
+    """True where the value is an http(s) URL with a host and no whitespace (``attribution.is_web_url``): the
+    compiled check when built (and ``compiled``), else the regex."""
+    values = pc.fill_null(array.cast(pa.string()), "")
+    module = load_scanner() if compiled else None
+    if module is not None and len(values):
+        offsets, data = binary_parts(values)
+        return np.frombuffer(module.web_urls(offsets, np.ascontiguousarray(data)), np.bool_)
+    matches = pc.match_substring_regex(values, _WEB_URL)
     return matches.to_numpy(zero_copy_only=False)
 
 

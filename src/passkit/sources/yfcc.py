@@ -27,8 +27,6 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
-from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -49,6 +47,7 @@ from passkit.sources.columns import (
     spread,
     to_utf8,
 )
+from passkit.sources.compiled import Scanner, load_scanner
 from passkit.sources.schema import pool_rows, pool_table
 from passkit.sources.streams import DecompressedStream, Decompressor, PieceBuffers, prefetch_lines
 
@@ -130,7 +129,6 @@ SINGLE_FILE = YfccLayout("single-file", ("line_number", "photo_id", "photo_hash"
 LAYOUTS = {len(layout.columns): layout for layout in (ORIGINAL, SINGLE_FILE)}
 
 
-Scanner = Literal["auto", "c", "python"]
 # Field order of the compiled scanner's field tuple (see _yfcc_scan.c).
 _SCANNER_FIELDS = (
     "photo_id",
@@ -149,27 +147,6 @@ _SCANNER_FIELDS = (
     "marker",
 )
 _SCANNER_LIMIT = 1 << 30  # pieces longer than this (a giant line) take the pyarrow path
-
-
-def load_scanner(choice: Scanner | None = None) -> ModuleType | None:
-    """The compiled scanner module, or None for the pyarrow path. ``choice`` (default: the environment variable
-    ``PASSKIT_YFCC_SCANNER``, else ``auto``): ``auto`` uses the scanner when it was built, ``c`` requires it,
-    ``python`` never uses it."""
-    choice = choice or os.environ.get("PASSKIT_YFCC_SCANNER", "auto") or "auto"  # type: ignore[assignment]
-    if choice not in ("auto", "c", "python"):
-        raise ValueError(f"PASSKIT_YFCC_SCANNER / scanner: expected auto, c or python, got {choice!r}")
-    if choice == "python":
-        return None
-    try:
-        from passkit.sources import _yfcc_scan  # type: ignore[attr-defined]
-    except ImportError as error:
-        if choice == "c":
-            raise ImportError(
-                f"the compiled YFCC scanner is not built ({error}); reinstall passkit with a C compiler "
-                "(pip install -e .) or use PASSKIT_YFCC_SCANNER=python"
-            ) from error
-        return None
-    return _yfcc_scan
 
 
 class YfccFormatError(ValueError):
@@ -344,10 +321,11 @@ class YfccReader:
             light["video"],
             light["readable"],
         )
-        pair = np.frombuffer(light["pair"], np.int32)
         readable = np.frombuffer(light["readable"], np.bool_)
         has_id = np.frombuffer(light["has_id"], np.bool_)
-        license_ids = pa.array(pair_ids, pa.string()).take(pa.array(pair, mask=~readable))
+        pair_bitmap = None if readable.all() else pa.py_buffer(np.packbits(readable, bitorder="little"))
+        pair_codes = pa.Array.from_buffers(pa.int32(), count, [pair_bitmap, pa.py_buffer(light["pair"])])
+        license_ids = pa.array(pair_ids, pa.string()).take(pair_codes)
         details = pa.array([None, *_RECORD_PROBLEMS, *light["details"]], pa.string())
         table_columns: dict[str, pa.Array | None] = {
             "key": _strings(count, light["key_offsets"], light["key_data"], has_id),

@@ -19,6 +19,7 @@ order, and a different ``seed`` draws a different subset.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from passkit.core.licenses import ALL_IDS, LicensePolicy
 from passkit.core.manifest import KEPT, REJECTED
 from passkit.core.stage import StageResult
 from passkit.sources.columns import binary_parts, web_url_mask
+from passkit.sources.compiled import load_scanner
 
 PASS_MAX_PER_CREATOR = 80
 _ATTRIBUTION_FIELDS = ("creator", "title", "page_url", "license", "license_url")
@@ -70,8 +72,6 @@ def photo_hash_of(url: str) -> str:
 def photo_hashes_of(urls: pa.Array) -> pa.Array:
     """:func:`photo_hash_of` of every URL of a string array (null -> the hash of ""): in one call of the compiled
     YFCC scanner module when it is built, else one MD5 call per URL with the hex printing vectorised."""
-    from passkit.sources.yfcc import load_scanner
-
     values_array = pc.fill_null(urls.cast(pa.binary()), b"")
     scanner = load_scanner()
     if scanner is not None and len(values_array):
@@ -112,11 +112,18 @@ class Decisions:
     detail: pa.Array
 
 
+@functools.lru_cache(maxsize=16)
+def _allowed_ids(policy: str) -> pa.Array:
+    """The license ids a policy admits (parsed once per policy, not once per batch)."""
+    parsed = LicensePolicy.parse(policy)
+    return pa.array([i for i in ALL_IDS if parsed.allows(i)], pa.string())
+
+
 def decide(batch: pa.Table, cfg: SelectConfig) -> Decisions:
     """The checks of :func:`select_batch` as codes (the select runner uses them without building a status and a
     reason string per record)."""
     count = batch.num_rows
-    allowed_ids = pa.array([i for i in ALL_IDS if cfg.license_policy.allows(i)], pa.string())
+    allowed_ids = _allowed_ids(cfg.policy)
     license_ids = _string(batch, "license")
     malformed = batch.column("malformed").combine_chunks()
     is_malformed = _bool(pc.is_valid(malformed))

@@ -1,13 +1,15 @@
 /* One-pass scanner of YFCC100M metadata text: the compiled path of passkit.sources.yfcc (see
  * docs/select-scanner.md).
  *
- * scan(piece, n_fields, fields, terminated) walks a piece of whole lines once (SSE2 where available): it splits
- * lines and fields, flags NUL / CR / non-ASCII bytes, validates UTF-8 where needed, runs the per-record checks
- * of the reader (photo id, marker, coordinates, upload date, photo hash, text fields after %-decoding) and
- * collects the light columns every record gets (key, photo id, license pair, creator id, video flag, malformed
- * code). Records whose checks fall outside the cases decided here (an odd coordinate or creator id) are left
- * to the reference Python path ("slow" lines). Scan.gather(admitted, fields, all_rows) then copies the raw
- * fields of the records that are read in full into Arrow-layout buffers (int32 offsets + data).
+ * scan(piece, n_fields, fields, terminated, known_pairs, all_rows, full_fields) walks a piece of whole lines once
+ * (SSE2 where available): it splits lines and fields, flags NUL / CR / non-ASCII bytes, validates UTF-8 where
+ * needed, runs the per-record checks of the reader (photo id, marker, coordinates, upload date, photo hash, text
+ * fields after %-decoding), collects the light columns every record gets (key, photo id, license pair, creator
+ * id, video flag, malformed code) and copies the raw fields of the records read in full (no problem, not a
+ * video, a license pair the caller's known_pairs admit; or all if all_rows) into Arrow-layout buffers (int32
+ * offsets + data). Records whose checks fall outside the cases decided here (an odd coordinate or creator id)
+ * are left to the reference Python path ("slow" lines). When a piece holds a license pair not seen before, the
+ * caller decides on it and Scan.gather() copies the full records in a second step.
  * The work runs without the GIL; the buffers are exposed zero-copy through the buffer protocol.
  */
 #define PY_SSIZE_T_CLEAN
@@ -498,9 +500,13 @@ enum {
 enum { LINE_NUL = 1, LINE_CR = 2, LINE_HIGH = 4 };
 
 typedef struct {
-    uint32_t name_start, name_len, url_start, url_len;
+    const uint8_t *name, *url; /* into the piece, or into the known pairs' bytes (held by the scan) */
+    uint32_t name_len, url_len;
     uint64_t hash;
+    int verdict; /* 1: records with it are read in full, 0: light, -1: not known yet */
 } Pair;
+
+#define MAX_HEAVY 16
 
 typedef struct {
     PyObject_HEAD Py_buffer piece;
@@ -531,18 +537,30 @@ typedef struct {
     Grow details;
     size_t detail_count;
     Grow scratch, creator_scratch;
+    /* the records read in full, gathered in the same pass when their license pair's verdict is known */
+    PyObject *known; /* tuple of (name bytes, url bytes, verdict) */
+    size_t known_count;
+    int all_rows;
+    int n_heavy;
+    int heavy[MAX_HEAVY];
+    size_t pending; /* records that may be read in full but whose pair's verdict is not known yet */
+    Grow full_rows, full_offsets[MAX_HEAVY], full_data[MAX_HEAVY];
 } Scan;
 
-#define SCAN_GROWS 19
+#define SCAN_GROWS (20 + 2 * MAX_HEAVY)
 
 /* The scan's growable buffers, in role order. */
 static void scan_grows(Scan *self, Grow **all) {
-    Grow *list[SCAN_GROWS] = {&self->starts,       &self->line_no,         &self->line_of,      &self->pair,
+    Grow *list[20] = {&self->starts,       &self->line_no,         &self->line_of,      &self->pair,
                    &self->malformed,    &self->video,           &self->has_id,       &self->readable,
                    &self->key_offsets,  &self->key_data,        &self->id_offsets,   &self->id_data,
                    &self->creator_offsets, &self->creator_data, &self->slow,         &self->pairs,
-                   &self->details,      &self->scratch,         &self->creator_scratch};
+                   &self->details,      &self->scratch,         &self->creator_scratch, &self->full_rows};
     memcpy(all, list, sizeof list);
+    for (int f = 0; f < MAX_HEAVY; f++) {
+        all[20 + f] = &self->full_offsets[f];
+        all[20 + MAX_HEAVY + f] = &self->full_data[f];
+    }
 }
 
 static void scan_free_memory(Scan *self) {
@@ -556,6 +574,7 @@ static void scan_free_memory(Scan *self) {
 static void scan_dealloc(Scan *self) {
     scan_free_memory(self);
     if (self->have_piece) PyBuffer_Release(&self->piece);
+    Py_XDECREF(self->known);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -570,9 +589,9 @@ static uint64_t tail_hash(const uint8_t *s, size_t n) {
 }
 
 /* Index of the (name, url) pair, added if new; -1 on memory error. */
-static int32_t pair_index(Scan *self, const uint8_t *base, size_t name_start, size_t name_len, size_t url_start,
-                          size_t url_len) {
-    uint64_t h = tail_hash(base + name_start, name_len) * 31 + tail_hash(base + url_start, url_len);
+static int32_t pair_index(Scan *self, const uint8_t *name, size_t name_len, const uint8_t *url, size_t url_len,
+                          int verdict) {
+    uint64_t h = tail_hash(name, name_len) * 31 + tail_hash(url, url_len);
     h ^= h >> 29;
     size_t count = self->pairs.len / sizeof(Pair);
     if (!self->table || (count + 1) * 2 > self->table_size) {
@@ -593,13 +612,12 @@ static int32_t pair_index(Scan *self, const uint8_t *base, size_t name_start, si
     Pair *pairs = (Pair *)self->pairs.data;
     while (self->table[slot]) {
         Pair *p = &pairs[self->table[slot] - 1];
-        if (p->hash == h && p->name_len == name_len && p->url_len == url_len &&
-            !memcmp(base + p->name_start, base + name_start, name_len) &&
-            !memcmp(base + p->url_start, base + url_start, url_len))
+        if (p->hash == h && p->name_len == name_len && p->url_len == url_len && !memcmp(p->name, name, name_len) &&
+            !memcmp(p->url, url, url_len))
             return (int32_t)(self->table[slot] - 1);
         slot = (slot + 1) & (self->table_size - 1);
     }
-    Pair fresh = {(uint32_t)name_start, (uint32_t)name_len, (uint32_t)url_start, (uint32_t)url_len, h};
+    Pair fresh = {name, url, (uint32_t)name_len, (uint32_t)url_len, h, verdict};
     if (grow_put(&self->pairs, &fresh, sizeof fresh)) return -1;
     self->table[slot] = (uint32_t)(count + 1);
     return (int32_t)count;
@@ -722,9 +740,22 @@ static int finish_line(Scan *self, const uint8_t *base, const uint32_t *start, s
                    : !hash_ok      ? M_HASH
                    : text_bad      ? M_TEXT
                                    : M_NONE;
-    int32_t pair = pair_index(self, base, start[self->field[F_LICENSE_NAME]], FIELD_LEN(F_LICENSE_NAME),
-                              start[self->field[F_LICENSE_URL]], FIELD_LEN(F_LICENSE_URL));
+    int32_t pair = pair_index(self, FIELD(F_LICENSE_NAME), FIELD_LEN(F_LICENSE_NAME), FIELD(F_LICENSE_URL),
+                              FIELD_LEN(F_LICENSE_URL), -1);
     if (pair < 0) return -1;
+    int verdict = ((Pair *)self->pairs.data)[pair].verdict;
+    int wanted = code == M_NONE && !video;
+    if (!self->all_rows && wanted && verdict < 0) self->pending++;
+    if (!self->pending && (self->all_rows || (wanted && verdict == 1))) {
+        /* read in full: its raw fields are copied now, while the line is in cache */
+        if (GROW_PUSH(&self->full_rows, int64_t, (int64_t)self->records)) return -1;
+        for (int f = 0; f < self->n_heavy; f++) {
+            size_t from = start[self->heavy[f]], to = start[self->heavy[f] + 1] - 1;
+            if (grow_put(&self->full_data[f], base + from, to - from) ||
+                GROW_PUSH(&self->full_offsets[f], int32_t, (int32_t)self->full_data[f].len))
+                return -1;
+        }
+    }
     return emit(self, (int64_t)line + 1, (uint32_t)line, pair, code, video, id, id_len, id_ok, 1, creator, creator_len);
 }
 
@@ -798,9 +829,15 @@ static int scan_piece(Scan *self) {
 static PyTypeObject ScanType;
 
 static PyObject *scan(PyObject *module, PyObject *args) {
-    PyObject *piece, *fields;
-    int n_fields, terminated;
-    if (!PyArg_ParseTuple(args, "OiO!p", &piece, &n_fields, &PyTuple_Type, &fields, &terminated)) return NULL;
+    PyObject *piece, *fields, *known, *heavy;
+    int n_fields, terminated, all_rows;
+    if (!PyArg_ParseTuple(args, "OiO!pO!pO!", &piece, &n_fields, &PyTuple_Type, &fields, &terminated, &PyTuple_Type,
+                          &known, &all_rows, &PyTuple_Type, &heavy))
+        return NULL;
+    if (PyTuple_GET_SIZE(heavy) > MAX_HEAVY) {
+        PyErr_Format(PyExc_ValueError, "at most %d fields are read in full", MAX_HEAVY);
+        return NULL;
+    }
     if (PyTuple_GET_SIZE(fields) != F_COUNT) {
         PyErr_Format(PyExc_ValueError, "expected %d field indices", F_COUNT);
         return NULL;
@@ -817,6 +854,39 @@ static PyObject *scan(PyObject *module, PyObject *args) {
     for (int i = 0; i < SCAN_GROWS; i++) pool_take(all[i], i);
     self->n_fields = n_fields;
     self->terminated = terminated;
+    self->all_rows = all_rows;
+    Py_INCREF(known);
+    self->known = known;
+    self->n_heavy = (int)PyTuple_GET_SIZE(heavy);
+    for (int f = 0; f < self->n_heavy; f++) {
+        long value = PyLong_AsLong(PyTuple_GET_ITEM(heavy, f));
+        if (value == -1 && PyErr_Occurred()) goto fail;
+        if (value < 0 || value >= n_fields) {
+            PyErr_SetString(PyExc_ValueError, "field index out of range");
+            goto fail;
+        }
+        self->heavy[f] = (int)value;
+    }
+    /* the pairs seen in earlier pieces, with their verdicts: they keep their indices */
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(known); i++) {
+        PyObject *item = PyTuple_GET_ITEM(known, i);
+        const char *name, *url;
+        Py_ssize_t name_len, url_len;
+        int verdict;
+        if (!PyTuple_Check(item) || !PyArg_ParseTuple(item, "y#y#i", &name, &name_len, &url, &url_len, &verdict))
+            goto fail;
+        int32_t index = pair_index(self, (const uint8_t *)name, (size_t)name_len, (const uint8_t *)url,
+                                   (size_t)url_len, verdict ? 1 : 0);
+        if (index < 0) {
+            PyErr_NoMemory();
+            goto fail;
+        }
+        if ((Py_ssize_t)index != i) {
+            PyErr_SetString(PyExc_ValueError, "known license pairs must be distinct");
+            goto fail;
+        }
+    }
+    self->known_count = (size_t)PyTuple_GET_SIZE(known);
     for (int i = 0; i < F_COUNT; i++) {
         long value = PyLong_AsLong(PyTuple_GET_ITEM(fields, i));
         if (value == -1 && PyErr_Occurred()) goto fail;
@@ -840,7 +910,9 @@ static PyObject *scan(PyObject *module, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS;
     int32_t zero = 0;
     failed = grow_put(&self->key_offsets, &zero, 4) || grow_put(&self->id_offsets, &zero, 4) ||
-             grow_put(&self->creator_offsets, &zero, 4) || scan_piece(self);
+             grow_put(&self->creator_offsets, &zero, 4);
+    for (int f = 0; f < self->n_heavy && !failed; f++) failed = grow_put(&self->full_offsets[f], &zero, 4);
+    failed = failed || scan_piece(self);
     Py_END_ALLOW_THREADS;
     if (failed) {
         PyErr_NoMemory();
@@ -867,25 +939,47 @@ static PyObject *scan_light(Scan *self, PyObject *unused) {
         PyList_SET_ITEM(details, (Py_ssize_t)i, item);
         text += len + 1;
     }
-    PyObject *pairs = PyList_New((Py_ssize_t)(self->pairs.len / sizeof(Pair)));
+    size_t pair_count = self->pairs.len / sizeof(Pair);
+    PyObject *pairs = PyList_New((Py_ssize_t)(pair_count - self->known_count));
     if (!pairs) {
         Py_DECREF(details);
         return NULL;
     }
-    const char *base = (const char *)self->piece.buf;
     Pair *pair = (Pair *)self->pairs.data;
-    for (size_t i = 0; i < self->pairs.len / sizeof(Pair); i++) {
-        PyObject *item = Py_BuildValue("(s#s#)", base + pair[i].name_start, (Py_ssize_t)pair[i].name_len,
-                                       base + pair[i].url_start, (Py_ssize_t)pair[i].url_len);
+    for (size_t i = self->known_count; i < pair_count; i++) {
+        PyObject *item = Py_BuildValue("(s#s#)", (const char *)pair[i].name, (Py_ssize_t)pair[i].name_len,
+                                       (const char *)pair[i].url, (Py_ssize_t)pair[i].url_len);
         if (!item) {
             Py_DECREF(details);
             Py_DECREF(pairs);
             return NULL;
         }
-        PyList_SET_ITEM(pairs, (Py_ssize_t)i, item);
+        PyList_SET_ITEM(pairs, (Py_ssize_t)(i - self->known_count), item);
+    }
+    PyObject *full = Py_None;
+    Py_INCREF(full);
+    if (!self->pending) {
+        PyObject *fields = PyList_New(self->n_heavy);
+        if (!fields) {
+            Py_DECREF(details);
+            Py_DECREF(pairs);
+            Py_DECREF(full);
+            return NULL;
+        }
+        for (int f = 0; f < self->n_heavy; f++)
+            PyList_SET_ITEM(fields, f,
+                            Py_BuildValue("(NN)", owned_from(&self->full_offsets[f]), owned_from(&self->full_data[f])));
+        Py_DECREF(full);
+        full = Py_BuildValue("(NN)", owned_from(&self->full_rows), fields);
+        if (!full) {
+            Py_DECREF(details);
+            Py_DECREF(pairs);
+            return NULL;
+        }
     }
     return Py_BuildValue(
-        "{s:n,s:n,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N}", "records", (Py_ssize_t)self->records,
+        "{s:N,s:n,s:n,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N}", "full", full, "records",
+        (Py_ssize_t)self->records,
         "lines", (Py_ssize_t)self->lines, "line", owned_from(&self->line_no), "pair", owned_from(&self->pair),
         "malformed", owned_from(&self->malformed), "video", owned_from(&self->video), "has_id",
         owned_from(&self->has_id), "readable", owned_from(&self->readable), "key_offsets",
@@ -998,7 +1092,8 @@ static PyTypeObject ScanType = {
 
 static PyMethodDef module_methods[] = {
     {"scan", scan, METH_VARARGS,
-     "scan(piece, n_fields, fields, terminated) -> Scan: one pass over a piece of whole lines."},
+     "scan(piece, n_fields, fields, terminated, known_pairs, all_rows, full_fields) -> Scan: one pass over a piece "
+     "of whole lines."},
     {"web_urls", web_urls, METH_VARARGS, "web_urls(offsets, data) -> bytes: 1 where a value is an http(s) URL."},
     {"photo_hashes", photo_hashes, METH_VARARGS,
      "photo_hashes(offsets, data) -> (offsets, data): YFCC100M photo hashes (MD5, %x per byte) of binary values."},

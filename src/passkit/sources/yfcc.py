@@ -22,6 +22,7 @@ pyarrow's CSV reader (multi-threaded C++) and checked column by column. No per-r
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -219,6 +220,9 @@ class YfccReader:
         self.bytes_read = 0
         self._licenses = LicenseNormalizer()
         self._force_line_checks = False  # tests: check every chunk line by line (the path for damaged chunks)
+        # The scanner's license pairs seen so far per policy: ((name, url, read in full), ...), their license ids.
+        self._known_pairs: dict[tuple[str, ...] | None, tuple[tuple[tuple[bytes, bytes, int], ...], list[str]]] = {}
+        self._pairs_lock = threading.Lock()
 
     def __iter__(self) -> Iterator[pa.Table]:
         return self.records()
@@ -302,25 +306,32 @@ class YfccReader:
         assert self.layout is not None and self._scanner is not None
         columns = self.layout.columns
         indices = tuple(columns.index(name) if name in columns else -1 for name in _SCANNER_FIELDS)
-        scan = self._scanner.scan(piece, len(columns), indices, terminated)
+        heavy_names = [name for name in _FULL_ONLY if name in columns]
+        heavy_indices = tuple(columns.index(name) for name in heavy_names)
+        policy_key = None if admitted is None else tuple(admitted.to_pylist())
+        with self._pairs_lock:
+            known, known_ids = self._known_pairs.get(policy_key, ((), []))
+        scan = self._scanner.scan(piece, len(columns), indices, terminated, known, admitted is None, heavy_indices)
         light = scan.light()
         count = light["records"]
-        pair_ids = [self._licenses.pair(name, url) for name, url in light["pairs"]]
-        if admitted is None:
-            admit = b""
-        else:
-            allowed = set(admitted.to_pylist())
-            admit = bytes(license_id in allowed for license_id in pair_ids)
-        heavy_names = [name for name in _FULL_ONLY if name in columns]
-        rows_buffer, raw = scan.gather(
-            admit,
-            tuple(columns.index(name) for name in heavy_names),
-            admitted is None,
-            light["malformed"],
-            light["pair"],
-            light["video"],
-            light["readable"],
-        )
+        new_pairs = light["pairs"]  # license (name, url) pairs not in ``known``: they follow its indices
+        new_ids = [self._licenses.pair(name, url) for name, url in new_pairs]
+        pair_ids = [*known_ids, *new_ids]
+        allowed = set() if policy_key is None else set(policy_key)
+        if new_pairs:
+            self._learn_pairs(policy_key, known, new_pairs, new_ids, allowed)
+        if light["full"] is not None:  # gathered in the scan
+            rows_buffer, raw = light["full"]
+        else:  # some records carry a pair seen for the first time: gathered now that it is decided
+            rows_buffer, raw = scan.gather(
+                bytes(license_id in allowed for license_id in pair_ids),
+                heavy_indices,
+                admitted is None,
+                light["malformed"],
+                light["pair"],
+                light["video"],
+                light["readable"],
+            )
         readable = np.frombuffer(light["readable"], np.bool_)
         has_id = np.frombuffer(light["has_id"], np.bool_)
         pair_bitmap = None if readable.all() else pa.py_buffer(np.packbits(readable, bitorder="little"))
@@ -357,6 +368,27 @@ class YfccReader:
                 raise AssertionError(f"{self.path.name}: parsed {len(fields['photo_id'])} rows from {len(slow)} lines")
             table = pa.concat_tables([table, self._parse(fields, slow[:, 2], admitted)]).sort_by("line")
         return table
+
+    def _learn_pairs(
+        self,
+        policy_key: tuple[str, ...] | None,
+        known: tuple[tuple[bytes, bytes, int], ...],
+        new_pairs: list[tuple[str, str]],
+        new_ids: list[str],
+        allowed: set[str],
+    ) -> None:
+        """Remember license pairs seen for the first time with their verdict under the policy, so that later
+        pieces gather their full records in the scan itself. (Two threads may learn the same pairs: the first
+        one to extend the list the scan started from wins; the other's are learnt again later.)"""
+        with self._pairs_lock:
+            current, current_ids = self._known_pairs.get(policy_key, ((), []))
+            if current is not known:
+                return
+            learnt = tuple(
+                (name.encode(), url.encode(), int(license_id in allowed))
+                for (name, url), license_id in zip(new_pairs, new_ids, strict=True)
+            )
+            self._known_pairs[policy_key] = (current + learnt, [*current_ids, *new_ids])
 
     def _clean_chunk(self, piece: memoryview, admitted: pa.Array | None) -> tuple[pa.Table, int]:
         """Lines known to be UTF-8 without NUL or CR: the CSV parser finds those with the wrong number of fields

@@ -14,9 +14,12 @@ Text fields are ``+``/``%XX`` encoded and are decoded here. ``date taken`` may b
 such values become null, the raw value is kept in ``date_taken_raw``. Longitude comes before latitude; empty
 coordinates are null, out-of-range ones are nulled. Marker 1 is a video.
 
-Each chunk of decompressed text is split into lines with numpy; lines with the wrong field count, NUL bytes,
-carriage returns or invalid UTF-8 become ``malformed`` rows with their line number; the good lines are parsed by
-pyarrow's CSV reader (multi-threaded C++) and checked column by column. No per-row Python loop on the good path.
+Each chunk of decompressed text is read by the compiled scanner (``_yfcc_scan.c``, see docs/select-scanner.md)
+when it was built: one pass splits and checks the lines, fills the columns every record gets and copies the raw
+fields of the records read in full into Arrow buffers. Otherwise (or with ``PASSKIT_YFCC_SCANNER=python``) it is
+split into lines with numpy and parsed by pyarrow's CSV reader, then checked column by column. Either way, lines
+with the wrong field count, NUL bytes, carriage returns or invalid UTF-8 become ``malformed`` rows with their line
+number, and both paths give the same tables. No per-row Python loop on the good path.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from passkit.core.licenses import license_url, reconcile_licenses
+from passkit.sources.compiled import load_scanner
 
 _HEX_VALUE = np.full(256, 255, dtype=np.uint8)
 for _digit, _char in enumerate(b"0123456789abcdef"):
@@ -32,7 +33,7 @@ _NUMBER = r"^[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$"
 _WEB_URL = r"^[Hh][Tt][Tt][Pp][Ss]?://([^/?#@\s]*@)?[^/?#:@\s]+([:/?#][^\s]*)?$"
 
 
-def _binary_parts(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+def binary_parts(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(offsets relative to the first value, data bytes) of a binary/string array without nulls."""
     offsets_type = (
         np.int64 if pa.types.is_large_binary(array.type) or pa.types.is_large_string(array.type) else np.int32
@@ -69,7 +70,7 @@ def percent_decode(array: pa.Array, plus_is_space: bool = True) -> pa.Array:
     array = array.cast(pa.large_binary()) if pa.types.is_large_string(array.type) else array
     if array.null_count:
         raise ValueError("percent_decode needs an array without nulls")
-    offsets, data = _binary_parts(array)
+    offsets, data = binary_parts(array)
     if len(data) == 0:
         return _from_parts(offsets, data)
     pluses = np.flatnonzero(data == ord("+")) if plus_is_space else np.zeros(0, np.int64)
@@ -102,7 +103,7 @@ def to_utf8(array: pa.Array) -> tuple[pa.Array, np.ndarray]:
         return candidate, bad
     except pa.ArrowInvalid:
         pass
-    offsets, data = _binary_parts(array)
+    offsets, data = binary_parts(array)
     high = np.flatnonzero(data >= 0x80)
     suspects = _distinct_sorted(np.searchsorted(offsets, high, side="right") - 1)
     values = array.to_pylist()
@@ -118,7 +119,7 @@ def to_utf8(array: pa.Array) -> tuple[pa.Array, np.ndarray]:
 def _needs_cleaning(array: pa.Array) -> np.ndarray:
     """Rows that :func:`clean_text` may change: control bytes, double/leading/trailing spaces, or a UTF-8 lead
     byte pair that can start a Unicode space (U+0085, U+00A0, U+1680, U+2000-U+205F, U+3000). Conservative."""
-    offsets, data = _binary_parts(array)
+    offsets, data = binary_parts(array)
     flagged = (data < 0x20) | (data == 0x7F)
     if len(data) > 1:
         here, after = data[:-1], data[1:]
@@ -149,9 +150,15 @@ def clean_text(array: pa.Array | pa.ChunkedArray) -> pa.Array:
     return pc.replace_with_mask(array, mask, pc.utf8_trim_whitespace(dirty))
 
 
-def web_url_mask(array: pa.Array) -> np.ndarray:
-    """True where the value is an http(s) URL with a host and no whitespace (``attribution.is_web_url``)."""
-    matches = pc.match_substring_regex(pc.fill_null(array.cast(pa.string()), ""), _WEB_URL)
+def web_url_mask(array: pa.Array, compiled: bool = True) -> np.ndarray:
+    """True where the value is an http(s) URL with a host and no whitespace (``attribution.is_web_url``): the
+    compiled check when built (and ``compiled``), else the regex."""
+    values = pc.fill_null(array.cast(pa.string()), "")
+    module = load_scanner() if compiled else None
+    if module is not None and len(values):
+        offsets, data = binary_parts(values)
+        return np.frombuffer(module.web_urls(offsets, np.ascontiguousarray(data)), np.bool_)
+    matches = pc.match_substring_regex(values, _WEB_URL)
     return matches.to_numpy(zero_copy_only=False)
 
 
@@ -174,7 +181,7 @@ def coordinate_unparsable(raw: pa.Array) -> np.ndarray:
     """The unparsable mask of :func:`parse_coordinate` for a string column without nulls, without converting
     the values. Values made of digits with at most one ``.`` and a leading ``-`` (nearly all) are checked with
     per-value byte counts; only the rest (spaces, exponents, other characters) go through the regex."""
-    offsets, data = _binary_parts(raw)
+    offsets, data = binary_parts(raw)
     lengths = np.diff(offsets)
     unparsable = np.zeros(len(raw), dtype=bool)
     rows = np.flatnonzero(lengths)
@@ -201,7 +208,7 @@ def spread(array: pa.Array, rows: np.ndarray, count: int) -> pa.Array:
     valid[rows] = array.is_valid().to_numpy(zero_copy_only=False) if array.null_count else True
     bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
     if pa.types.is_string(array.type) or pa.types.is_binary(array.type):
-        offsets, data = _binary_parts(array)
+        offsets, data = binary_parts(array)
         lengths = np.zeros(count, dtype=np.int32)
         lengths[rows] = np.diff(offsets)
         positions = np.zeros(count + 1, dtype=np.int32)
@@ -225,7 +232,7 @@ _LOWER_HEX[list(b"0123456789abcdef")] = True
 
 def lower_hex_mask(array: pa.Array, shortest: int, longest: int) -> np.ndarray:
     """``^[0-9a-f]{shortest,longest}$`` per value of a string array without nulls (a table lookup per byte)."""
-    offsets, data = _binary_parts(array)
+    offsets, data = binary_parts(array)
     lengths = np.diff(offsets)
     ok = (lengths >= shortest) & (lengths <= longest)
     other = np.flatnonzero(~_LOWER_HEX[data])
@@ -238,7 +245,7 @@ def decodes_to_bad_utf8(array: pa.Array) -> np.ndarray:
     """Rows of a UTF-8 string column (no nulls) whose :func:`percent_decode` is not UTF-8. Only an escape of a
     byte >= 0x80 can make it so (the rest of a value decodes to itself or to ASCII), so only values that hold
     one are decoded."""
-    offsets, data = _binary_parts(array)
+    offsets, data = binary_parts(array)
     bad = np.zeros(len(array), dtype=bool)
     percents = np.flatnonzero(data[:-2] == ord("%")) if len(data) > 2 else np.zeros(0, np.int64)
     high, low = _HEX_VALUE[data[percents + 1]], _HEX_VALUE[data[percents + 2]]
@@ -255,6 +262,10 @@ class LicenseNormalizer:
 
     def __init__(self) -> None:
         self._cache: dict[tuple[str, str], str] = {}
+
+    def pair(self, name: str, url: str) -> str:
+        """License id of one (name, url) pair."""
+        return self._lookup(name, url)
 
     def _lookup(self, name: str, url: str) -> str:
         pair = (name, url)
@@ -299,6 +310,7 @@ def fill_license_urls(license_urls: pa.Array, license_ids: pa.Array) -> pa.Array
 
 __all__ = [
     "LicenseNormalizer",
+    "binary_parts",
     "clean_text",
     "coordinate_unparsable",
     "decodes_to_bad_utf8",

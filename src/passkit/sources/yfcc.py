@@ -14,14 +14,18 @@ Text fields are ``+``/``%XX`` encoded and are decoded here. ``date taken`` may b
 such values become null, the raw value is kept in ``date_taken_raw``. Longitude comes before latitude; empty
 coordinates are null, out-of-range ones are nulled. Marker 1 is a video.
 
-Each chunk of decompressed text is split into lines with numpy; lines with the wrong field count, NUL bytes,
-carriage returns or invalid UTF-8 become ``malformed`` rows with their line number; the good lines are parsed by
-pyarrow's CSV reader (multi-threaded C++) and checked column by column. No per-row Python loop on the good path.
+Each chunk of decompressed text is read by the compiled scanner (``_yfcc_scan.c``, see docs/select-scanner.md)
+when it was built: one pass splits and checks the lines, fills the columns every record gets and copies the raw
+fields of the records read in full into Arrow buffers. Otherwise (or with ``PASSKIT_YFCC_SCANNER=python``) it is
+split into lines with numpy and parsed by pyarrow's CSV reader, then checked column by column. Either way, lines
+with the wrong field count, NUL bytes, carriage returns or invalid UTF-8 become ``malformed`` rows with their line
+number, and both paths give the same tables. No per-row Python loop on the good path.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -47,6 +51,7 @@ from passkit.sources.columns import (
     spread,
     to_utf8,
 )
+from passkit.sources.compiled import Scanner, load_scanner
 from passkit.sources.schema import pool_rows, pool_table
 from passkit.sources.streams import DecompressedStream, Decompressor, PieceBuffers, prefetch_lines
 
@@ -91,6 +96,23 @@ _USED = (
     "license_url",
     "marker",
 )
+_PROBLEM_ID = "photo id is not a number"
+_PROBLEM_MARKER = "marker is not 0 or 1"
+_PROBLEM_LONGITUDE = "longitude is not a number"
+_PROBLEM_LATITUDE = "latitude is not a number"
+_PROBLEM_UPLOADED = "date uploaded is not a number"
+_PROBLEM_HASH = "photo hash is not hex MD5"
+_PROBLEM_TEXT = "text field is not valid UTF-8 after %-decoding"
+# The record problems in the order they are checked (the earliest wins); the scanner's codes 1-7.
+_RECORD_PROBLEMS = (
+    _PROBLEM_ID,
+    _PROBLEM_MARKER,
+    _PROBLEM_LONGITUDE,
+    _PROBLEM_LATITUDE,
+    _PROBLEM_UPLOADED,
+    _PROBLEM_HASH,
+    _PROBLEM_TEXT,
+)
 _FIRST_PHOTOGRAPH_YEAR = 1826
 _DEFAULT_CHUNK = 16 << 20
 _CSV_BLOCK = 2 << 20  # pyarrow's CSV block: 1-2 MiB parse fastest (cache-sized); longer lines get a larger one
@@ -109,6 +131,26 @@ class YfccLayout:
 ORIGINAL = YfccLayout("original", ("photo_id", *_SHARED))
 SINGLE_FILE = YfccLayout("single-file", ("line_number", "photo_id", "photo_hash", *_SHARED))
 LAYOUTS = {len(layout.columns): layout for layout in (ORIGINAL, SINGLE_FILE)}
+
+
+# Field order of the compiled scanner's field tuple (see _yfcc_scan.c).
+_SCANNER_FIELDS = (
+    "photo_id",
+    "photo_hash",
+    "user_nsid",
+    "user_nickname",
+    "date_taken",
+    "date_uploaded",
+    "title",
+    "longitude",
+    "latitude",
+    "page_url",
+    "download_url",
+    "license_name",
+    "license_url",
+    "marker",
+)
+_SCANNER_LIMIT = 1 << 30  # pieces longer than this (a giant line) take the pyarrow path
 
 
 class YfccFormatError(ValueError):
@@ -153,6 +195,9 @@ class YfccReader:
     Iterating yields every record in full; :meth:`records` with a license policy reads in full only the records
     the policy could admit (see there). After iteration: ``rows`` read, ``layout``, ``problem`` (non-empty if the
     compressed stream was damaged or truncated) and ``decompressor`` used.
+
+    ``scanner`` picks how pieces of text are parsed (see :func:`load_scanner`): the compiled one-pass scanner
+    (``c``) or pyarrow's CSV reader with vectorised checks (``python``); both give the same tables.
     """
 
     def __init__(
@@ -161,8 +206,11 @@ class YfccReader:
         chunk_bytes: int = _DEFAULT_CHUNK,
         decompressor: Decompressor = "auto",
         workers: int | None = None,
+        scanner: Scanner | None = None,
     ) -> None:
         self.path = Path(path)
+        self._scanner = load_scanner(scanner)
+        self.scanner = "c" if self._scanner is not None else "python"
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.path}: no such file")
         self.chunk_bytes = chunk_bytes
@@ -175,6 +223,9 @@ class YfccReader:
         self.bytes_read = 0
         self._licenses = LicenseNormalizer()
         self._force_line_checks = False  # tests: check every chunk line by line (the path for damaged chunks)
+        # The scanner's license pairs seen so far per policy: ((name, url, read in full), ...), their license ids.
+        self._known_pairs: dict[tuple[str, ...] | None, tuple[tuple[tuple[bytes, bytes, int], ...], list[str]]] = {}
+        self._pairs_lock = threading.Lock()
 
     def __iter__(self) -> Iterator[pa.Table]:
         return self.records()
@@ -237,6 +288,12 @@ class YfccReader:
         self, piece: memoryview, terminated: bool, cut_by_damage: bool, admitted: pa.Array | None
     ) -> tuple[pa.Table, int]:
         """Records of the lines in ``piece`` (line numbers counted from 1 in the piece), and its line count."""
+        if self._scanner is not None and len(piece) <= _SCANNER_LIMIT:
+            table = self._scanned_chunk(piece, terminated, admitted)
+            if cut_by_damage:
+                detail = pa.array(["last line cut off by the damaged compressed stream"] * table.num_rows, pa.string())
+                table = table.set_column(table.schema.get_field_index("malformed"), "malformed", detail)
+            return table, table.num_rows
         if terminated and not self._force_line_checks and _plain_lines(piece):
             return self._clean_chunk(piece, admitted)
         table = self._checked_chunk(piece, not terminated, admitted)
@@ -244,6 +301,97 @@ class YfccReader:
             detail = pa.array(["last line cut off by the damaged compressed stream"] * table.num_rows, pa.string())
             table = table.set_column(table.schema.get_field_index("malformed"), "malformed", detail)
         return table, table.num_rows
+
+    def _scanned_chunk(self, piece: memoryview, terminated: bool, admitted: pa.Array | None) -> pa.Table:
+        """Records of a piece by the compiled scanner: one pass splits and checks the lines and fills the light
+        columns; the raw fields of the records read in full are gathered into Arrow buffers and decoded here.
+        Lines it leaves to the reference path (odd coordinates or creator ids) are parsed by pyarrow."""
+        assert self.layout is not None and self._scanner is not None
+        columns = self.layout.columns
+        indices = tuple(columns.index(name) if name in columns else -1 for name in _SCANNER_FIELDS)
+        heavy_names = [name for name in _FULL_ONLY if name in columns]
+        heavy_indices = tuple(columns.index(name) for name in heavy_names)
+        policy_key = None if admitted is None else tuple(admitted.to_pylist())
+        with self._pairs_lock:
+            known, known_ids = self._known_pairs.get(policy_key, ((), []))
+        scan = self._scanner.scan(piece, len(columns), indices, terminated, known, admitted is None, heavy_indices)
+        light = scan.light()
+        count = light["records"]
+        new_pairs = light["pairs"]  # license (name, url) pairs not in ``known``: they follow its indices
+        new_ids = [self._licenses.pair(name, url) for name, url in new_pairs]
+        pair_ids = [*known_ids, *new_ids]
+        allowed = set() if policy_key is None else set(policy_key)
+        if new_pairs:
+            self._learn_pairs(policy_key, known, new_pairs, new_ids, allowed)
+        if light["full"] is not None:  # gathered in the scan
+            rows_buffer, raw = light["full"]
+        else:  # some records carry a pair seen for the first time: gathered now that it is decided
+            rows_buffer, raw = scan.gather(
+                bytes(license_id in allowed for license_id in pair_ids),
+                heavy_indices,
+                admitted is None,
+                light["malformed"],
+                light["pair"],
+                light["video"],
+                light["readable"],
+            )
+        readable = np.frombuffer(light["readable"], np.bool_)
+        has_id = np.frombuffer(light["has_id"], np.bool_)
+        pair_bitmap = None if readable.all() else pa.py_buffer(np.packbits(readable, bitorder="little"))
+        pair_codes = pa.Array.from_buffers(pa.int32(), count, [pair_bitmap, pa.py_buffer(light["pair"])])
+        license_ids = pa.array(pair_ids, pa.string()).take(pair_codes)
+        details = pa.array([None, *_RECORD_PROBLEMS, *light["details"]], pa.string())
+        table_columns: dict[str, pa.Array | None] = {
+            "key": _strings(count, light["key_offsets"], light["key_data"], has_id),
+            "source": pa.repeat(pa.scalar(SOURCE), count),
+            "photo_id": _strings(count, light["id_offsets"], light["id_data"], has_id),
+            "license": license_ids,
+            "creator_id": _strings(count, light["creator_offsets"], light["creator_data"], readable),
+            "is_video": pa.array(np.frombuffer(light["video"], np.bool_)),
+            "malformed": details.take(pa.array(np.frombuffer(light["malformed"], np.int32))),
+            "source_file": pa.repeat(pa.scalar(self.path.name), count),
+            "line": pa.array(np.frombuffer(light["line"], np.int64)),
+        }
+        full = np.frombuffer(rows_buffer, np.int64)
+        if len(full):
+            subset = {
+                name: _strings(len(full), offsets, data) for name, (offsets, data) in zip(heavy_names, raw, strict=True)
+            }
+            heavy = _heavy_columns(subset, license_ids.take(pa.array(full)))
+            if len(full) < count:
+                heavy = {name: None if value is None else spread(value, full, count) for name, value in heavy.items()}
+            table_columns |= heavy
+        table = pool_table(table_columns, count)
+        slow = np.frombuffer(light["slow"], np.int64).reshape(-1, 3)
+        if len(slow):
+            data = bytes(piece)
+            text = b"".join(data[start:end] + b"\n" for start, end, _ in slow.tolist())
+            fields, wrong = self._read_fields(pa.py_buffer(text))
+            if wrong or len(fields["photo_id"]) != len(slow):
+                raise AssertionError(f"{self.path.name}: parsed {len(fields['photo_id'])} rows from {len(slow)} lines")
+            table = pa.concat_tables([table, self._parse(fields, slow[:, 2], admitted)]).sort_by("line")
+        return table
+
+    def _learn_pairs(
+        self,
+        policy_key: tuple[str, ...] | None,
+        known: tuple[tuple[bytes, bytes, int], ...],
+        new_pairs: list[tuple[str, str]],
+        new_ids: list[str],
+        allowed: set[str],
+    ) -> None:
+        """Remember license pairs seen for the first time with their verdict under the policy, so that later
+        pieces gather their full records in the scan itself. (Two threads may learn the same pairs: the first
+        one to extend the list the scan started from wins; the other's are learnt again later.)"""
+        with self._pairs_lock:
+            current, current_ids = self._known_pairs.get(policy_key, ((), []))
+            if current is not known:
+                return
+            learnt = tuple(
+                (name.encode(), url.encode(), int(license_id in allowed))
+                for (name, url), license_id in zip(new_pairs, new_ids, strict=True)
+            )
+            self._known_pairs[policy_key] = (current + learnt, [*current_ids, *new_ids])
 
     def _clean_chunk(self, piece: memoryview, admitted: pa.Array | None) -> tuple[pa.Table, int]:
         """Lines known to be UTF-8 without NUL or CR: the CSV parser finds those with the wrong number of fields
@@ -390,20 +538,20 @@ class YfccReader:
 
         photo_id = column["photo_id"]
         id_ok = _decimal(photo_id, 20)
-        problems.append((pc.invert(id_ok), "photo id is not a number"))
+        problems.append((pc.invert(id_ok), _PROBLEM_ID))
         marker = column["marker"]
-        problems.append((pc.invert(pc.is_in(marker, pa.array(["0", "1"]))), "marker is not 0 or 1"))
-        problems.append((pa.array(coordinate_unparsable(column["longitude"])), "longitude is not a number"))
-        problems.append((pa.array(coordinate_unparsable(column["latitude"])), "latitude is not a number"))
+        problems.append((pc.invert(pc.is_in(marker, pa.array(["0", "1"]))), _PROBLEM_MARKER))
+        problems.append((pa.array(coordinate_unparsable(column["longitude"])), _PROBLEM_LONGITUDE))
+        problems.append((pa.array(coordinate_unparsable(column["latitude"])), _PROBLEM_LATITUDE))
         uploaded_raw = column["date_uploaded"]
         uploaded_ok = _decimal(uploaded_raw, 12)
-        problems.append((pc.invert(pc.or_(uploaded_ok, pc.equal(uploaded_raw, ""))), "date uploaded is not a number"))
+        problems.append((pc.invert(pc.or_(uploaded_ok, pc.equal(uploaded_raw, ""))), _PROBLEM_UPLOADED))
         if "photo_hash" in column:
             hash_bad = ~lower_hex_mask(column["photo_hash"], 16, 32)  # ^[0-9a-f]{16,32}$
-            problems.append((pa.array(hash_bad), "photo hash is not hex MD5"))
+            problems.append((pa.array(hash_bad), _PROBLEM_HASH))
         creator_id, bad_nsid = to_utf8(percent_decode(column["user_nsid"]))
         bad_text = bad_nsid | decodes_to_bad_utf8(column["user_nickname"]) | decodes_to_bad_utf8(column["title"])
-        problems.append((pa.array(bad_text), "text field is not valid UTF-8 after %-decoding"))
+        problems.append((pa.array(bad_text), _PROBLEM_TEXT))
         license_ids = self._licenses(column["license_name"], column["license_url"])
         is_video = pc.equal(marker, "1")
 
@@ -436,30 +584,12 @@ class YfccReader:
         if full is not None and len(full) == 0:
             return pool_table(light, count)
         if full is None or len(full) == count:
-            subset, sub_ids, sub_uploaded_ok = column, license_ids, uploaded_ok
+            subset, sub_ids = column, license_ids
         else:
             rows = pa.array(full)
             subset = {name: column[name].take(rows) for name in _FULL_ONLY if name in column}
-            sub_ids, sub_uploaded_ok = license_ids.take(rows), uploaded_ok.take(rows)
-        longitude = parse_coordinate(subset["longitude"], 180.0)[0]
-        latitude = parse_coordinate(subset["latitude"], 90.0)[0]
-        raw_uploaded = subset["date_uploaded"]
-        date_uploaded = pc.cast(pc.if_else(sub_uploaded_ok, raw_uploaded, None), pa.int64()).cast(pa.timestamp("s"))
-        taken_raw = pc.replace_substring(subset["date_taken"], "+", " ")
-        heavy = {
-            "url": subset["download_url"],
-            "page_url": subset["page_url"],
-            "license_url": fill_license_urls(subset["license_url"], sub_ids),
-            "license_raw": pc.utf8_trim_whitespace(to_utf8(percent_decode(subset["license_name"]))[0]),
-            "creator": clean_text(to_utf8(percent_decode(subset["user_nickname"]))[0]),
-            "title": clean_text(to_utf8(percent_decode(subset["title"]))[0]),
-            "date_taken": _date_taken(taken_raw, date_uploaded),
-            "date_taken_raw": taken_raw,
-            "date_uploaded": date_uploaded,
-            "latitude": latitude,
-            "longitude": longitude,
-            "photo_hash": subset.get("photo_hash"),
-        }
+            sub_ids = license_ids.take(rows)
+        heavy = _heavy_columns(subset, sub_ids)
         if full is not None and len(full) < count:
             heavy = {name: None if value is None else spread(value, full, count) for name, value in heavy.items()}
         return pool_table(light | heavy, count)
@@ -478,6 +608,34 @@ _FULL_ONLY = (
     "title",
     "photo_hash",
 )
+
+
+def _strings(count: int, offsets: object, data: object, valid: np.ndarray | None = None) -> pa.Array:
+    """A string array over the scanner's buffers (int32 offsets, UTF-8 data), zero-copy; null where not valid."""
+    bitmap = None if valid is None or valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(pa.string(), count, [bitmap, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+def _heavy_columns(raw: dict[str, pa.Array], license_ids: pa.Array) -> dict[str, pa.Array | None]:
+    """The columns only records read in full get, from their raw fields (``_FULL_ONLY``) and license ids."""
+    raw_uploaded = raw["date_uploaded"]
+    uploaded_ok = _decimal(raw_uploaded, 12)
+    date_uploaded = pc.cast(pc.if_else(uploaded_ok, raw_uploaded, None), pa.int64()).cast(pa.timestamp("s"))
+    taken_raw = pc.replace_substring(raw["date_taken"], "+", " ")
+    return {
+        "url": raw["download_url"],
+        "page_url": raw["page_url"],
+        "license_url": fill_license_urls(raw["license_url"], license_ids),
+        "license_raw": pc.utf8_trim_whitespace(to_utf8(percent_decode(raw["license_name"]))[0]),
+        "creator": clean_text(to_utf8(percent_decode(raw["user_nickname"]))[0]),
+        "title": clean_text(to_utf8(percent_decode(raw["title"]))[0]),
+        "date_taken": _date_taken(taken_raw, date_uploaded),
+        "date_taken_raw": taken_raw,
+        "date_uploaded": date_uploaded,
+        "latitude": parse_coordinate(raw["latitude"], 90.0)[0],
+        "longitude": parse_coordinate(raw["longitude"], 180.0)[0],
+        "photo_hash": raw.get("photo_hash"),
+    }
 
 
 def _decimal(values: pa.Array, longest: int) -> pa.Array:

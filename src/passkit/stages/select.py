@@ -19,6 +19,7 @@ order, and a different ``seed`` draws a different subset.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,7 +32,8 @@ from passkit.core import reasons
 from passkit.core.licenses import ALL_IDS, LicensePolicy
 from passkit.core.manifest import KEPT, REJECTED
 from passkit.core.stage import StageResult
-from passkit.sources.columns import web_url_mask
+from passkit.sources.columns import binary_parts, web_url_mask
+from passkit.sources.compiled import load_scanner
 
 PASS_MAX_PER_CREATOR = 80
 _ATTRIBUTION_FIELDS = ("creator", "title", "page_url", "license", "license_url")
@@ -68,10 +70,18 @@ def photo_hash_of(url: str) -> str:
 
 
 def photo_hashes_of(urls: pa.Array) -> pa.Array:
-    """:func:`photo_hash_of` of every URL of a string array (null -> the hash of ""): one MD5 call per URL,
-    the hex printing vectorised."""
+    """:func:`photo_hash_of` of every URL of a string array (null -> the hash of ""): in one call of the compiled
+    YFCC scanner module when it is built, else one MD5 call per URL with the hex printing vectorised."""
+    values_array = pc.fill_null(urls.cast(pa.binary()), b"")
+    scanner = load_scanner()
+    if scanner is not None and len(values_array):
+        offsets, data = binary_parts(values_array)
+        hex_offsets, hex_data = scanner.photo_hashes(offsets, np.ascontiguousarray(data))
+        return pa.Array.from_buffers(
+            pa.string(), len(values_array), [None, pa.py_buffer(hex_offsets), pa.py_buffer(hex_data)]
+        )
     md5 = hashlib.md5
-    values = pc.fill_null(urls.cast(pa.binary()), b"").to_pylist()
+    values = values_array.to_pylist()
     digests = np.frombuffer(b"".join([md5(value).digest() for value in values]), dtype=np.uint8)
     digests = digests.reshape(len(values), 16)
     high, low = digests >> 4, digests & 15
@@ -102,11 +112,18 @@ class Decisions:
     detail: pa.Array
 
 
+@functools.lru_cache(maxsize=16)
+def _allowed_ids(policy: str) -> pa.Array:
+    """The license ids a policy admits (parsed once per policy, not once per batch)."""
+    parsed = LicensePolicy.parse(policy)
+    return pa.array([i for i in ALL_IDS if parsed.allows(i)], pa.string())
+
+
 def decide(batch: pa.Table, cfg: SelectConfig) -> Decisions:
     """The checks of :func:`select_batch` as codes (the select runner uses them without building a status and a
     reason string per record)."""
     count = batch.num_rows
-    allowed_ids = pa.array([i for i in ALL_IDS if cfg.license_policy.allows(i)], pa.string())
+    allowed_ids = _allowed_ids(cfg.policy)
     license_ids = _string(batch, "license")
     malformed = batch.column("malformed").combine_chunks()
     is_malformed = _bool(pc.is_valid(malformed))

@@ -133,23 +133,8 @@ SINGLE_FILE = YfccLayout("single-file", ("line_number", "photo_id", "photo_hash"
 LAYOUTS = {len(layout.columns): layout for layout in (ORIGINAL, SINGLE_FILE)}
 
 
-# Field order of the compiled scanner's field tuple (see _yfcc_scan.c).
-_SCANNER_FIELDS = (
-    "photo_id",
-    "photo_hash",
-    "user_nsid",
-    "user_nickname",
-    "date_taken",
-    "date_uploaded",
-    "title",
-    "longitude",
-    "latitude",
-    "page_url",
-    "download_url",
-    "license_name",
-    "license_url",
-    "marker",
-)
+# The compiled scanner takes its field tuple in this same order (see _yfcc_scan.c).
+_SCANNER_FIELDS = _USED
 _SCANNER_LIMIT = 1 << 30  # pieces longer than this (a giant line) take the pyarrow path
 
 

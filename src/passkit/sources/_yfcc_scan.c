@@ -348,6 +348,22 @@ static void md5(const uint8_t *s, size_t n, uint8_t digest[16]) {
         for (int j = 0; j < 4; j++) digest[4 * i + j] = (uint8_t)(state[i] >> (8 * j));
 }
 
+/* 0 if offsets (int64) are a non-empty, non-decreasing run within data; else -1 with a ValueError naming caller. */
+static int check_offsets(const char *caller, const Py_buffer *offsets, const Py_buffer *data) {
+    size_t count = offsets->len / 8;
+    const int64_t *offset = offsets->buf;
+    if (offsets->len % 8 || count == 0 || offset[0] < 0 || offset[count - 1] > data->len) {
+        PyErr_Format(PyExc_ValueError, "%s: offsets do not fit the data", caller);
+        return -1;
+    }
+    for (size_t i = 1; i < count; i++)
+        if (offset[i] < offset[i - 1]) {
+            PyErr_Format(PyExc_ValueError, "%s: offsets must not decrease", caller);
+            return -1;
+        }
+    return 0;
+}
+
 /* photo_hashes(offsets, data) -> (offsets, data): per value (int64 offsets into data) the MD5 printed with %x per
  * byte, no zero padding (YFCC100M's photo hash), as an Arrow string array's int32 offsets + data. */
 static PyObject *photo_hashes(PyObject *module, PyObject *args) {
@@ -360,15 +376,7 @@ static PyObject *photo_hashes(PyObject *module, PyObject *args) {
     pool_take(&out_data, 54);
     size_t count = offsets.len / 8;
     const int64_t *offset = offsets.buf;
-    if (offsets.len % 8 || count == 0 || offset[0] < 0 || offset[count - 1] > data.len) {
-        PyErr_SetString(PyExc_ValueError, "photo_hashes: offsets do not fit the data");
-        goto done;
-    }
-    for (size_t i = 1; i < count; i++)
-        if (offset[i] < offset[i - 1]) {
-            PyErr_SetString(PyExc_ValueError, "photo_hashes: offsets must not decrease");
-            goto done;
-        }
+    if (check_offsets("photo_hashes", &offsets, &data) < 0) goto done;
     int failed;
     Py_BEGIN_ALLOW_THREADS;
     static const char digits[] = "0123456789abcdef";
@@ -441,15 +449,7 @@ static PyObject *web_urls(PyObject *module, PyObject *args) {
     PyObject *result = NULL;
     size_t count = offsets.len / 8;
     const int64_t *offset = offsets.buf;
-    if (offsets.len % 8 || count == 0 || offset[0] < 0 || offset[count - 1] > data.len) {
-        PyErr_SetString(PyExc_ValueError, "web_urls: offsets do not fit the data");
-        goto done;
-    }
-    for (size_t i = 1; i < count; i++)
-        if (offset[i] < offset[i - 1]) {
-            PyErr_SetString(PyExc_ValueError, "web_urls: offsets must not decrease");
-            goto done;
-        }
+    if (check_offsets("web_urls", &offsets, &data) < 0) goto done;
     result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(count - 1));
     if (!result) goto done;
     char *out = PyBytes_AS_STRING(result);

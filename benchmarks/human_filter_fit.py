@@ -89,6 +89,13 @@ def missed_files(cv: dict, files: list[str]) -> list[tuple[str, float]]:
     return sorted(((files[i], fractions[i]) for i in np.flatnonzero(fractions > 0)), key=lambda item: -item[1])
 
 
+def print_cv(label: str, cv: dict, files: list[str], shown: int = 4) -> None:
+    """One CV result: ``label fitted for target: CV ...`` and the ``shown`` most often missed photos."""
+    missed = missed_files(cv, files)
+    print(f"{label} fitted for {cv['target_recall']}: CV {describe(cv)}", flush=True)
+    print("    missed: " + ", ".join(f"{name} {fraction:.0%}" for name, fraction in missed[:shown]), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--target-recall", type=float, default=0.999)

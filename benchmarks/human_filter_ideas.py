@@ -30,7 +30,7 @@ import time
 import numpy as np
 
 from human_filter_cache import BOXES, CACHE, DEV, compute, dev_files
-from human_filter_fit import RULES, describe, load_images, missed_files
+from human_filter_fit import RULES, load_images, print_cv
 from passkit.detect.calibrate import cross_validate
 from passkit.detect.ensemble import Ensemble
 from passkit.detect.features import PassBoxes
@@ -155,9 +155,7 @@ def main() -> None:
         data = data() if callable(data) else data
         for target in TARGETS:
             cv = cross_validate(data, labels, features, target, rules, args.C, repeats=args.repeats)
-            missed = missed_files(cv, files)
-            print(f"{idea:15s} ({len(features)}) fitted for {target}: CV {describe(cv)}", flush=True)
-            print("    missed: " + ", ".join(f"{name} {fraction:.0%}" for name, fraction in missed[:4]), flush=True)
+            print_cv(f"{idea:15s} ({len(features)})", cv, files)
 
 
 if __name__ == "__main__":

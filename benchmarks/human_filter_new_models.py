@@ -50,7 +50,7 @@ import cv2
 import numpy as np
 
 from human_filter_cache import BOXES, CACHE, DEV, dev_files
-from human_filter_fit import RULES, describe, load_images, missed_files
+from human_filter_fit import RULES, load_images, print_cv
 from human_filter_ideas import with_passes
 from passkit.detect.base import Detections, nms
 from passkit.detect.calibrate import cross_validate
@@ -498,9 +498,7 @@ def main() -> None:
     for variant, features in variants.items():
         for target in map(float, args.targets.split(",")):
             cv = cross_validate(images, labels, features, target, rules, args.C, repeats=args.repeats, seed=args.seed)
-            missed = missed_files(cv, files)
-            print(f"{variant:15s} ({len(features)}) fitted for {target}: CV {describe(cv)}", flush=True)
-            print("    missed: " + ", ".join(f"{name} {fraction:.0%}" for name, fraction in missed[:4]), flush=True)
+            print_cv(f"{variant:15s} ({len(features)})", cv, files)
 
 
 if __name__ == "__main__":

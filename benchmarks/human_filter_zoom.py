@@ -17,7 +17,7 @@ import argparse
 import numpy as np
 
 from human_filter_cache import compute, dev_files
-from human_filter_fit import RULES, describe, feature_sets, load_images, missed_files
+from human_filter_fit import RULES, feature_sets, load_images, print_cv
 from passkit.detect.calibrate import cross_validate
 from passkit.detect.presets import PRESETS
 from passkit.detect.registry import get_entry
@@ -54,9 +54,7 @@ def main() -> None:
     label = f"{args.preset} + [{','.join(zoom) or 'no zoom'}] windows {args.context:g}x, >= {args.min_side} px"
     for target in (float(t) for t in args.targets.split(",")):
         cv = cross_validate(images, labels, features, target, rules, args.C, repeats=args.repeats)
-        missed = missed_files(cv, files)
-        print(f"{label} {args.set} ({len(features)}) fitted for {target}: CV {describe(cv)}", flush=True)
-        print("    missed: " + ", ".join(f"{name} {fraction:.0%}" for name, fraction in missed[:5]), flush=True)
+        print_cv(f"{label} {args.set} ({len(features)})", cv, files, shown=5)
 
 
 if __name__ == "__main__":

@@ -275,13 +275,10 @@ class YfccReader:
         """Records of the lines in ``piece`` (line numbers counted from 1 in the piece), and its line count."""
         if self._scanner is not None and len(piece) <= _SCANNER_LIMIT:
             table = self._scanned_chunk(piece, terminated, admitted)
-            if cut_by_damage:
-                detail = pa.array(["last line cut off by the damaged compressed stream"] * table.num_rows, pa.string())
-                table = table.set_column(table.schema.get_field_index("malformed"), "malformed", detail)
-            return table, table.num_rows
-        if terminated and not self._force_line_checks and _plain_lines(piece):
+        elif terminated and not self._force_line_checks and _plain_lines(piece):
             return self._clean_chunk(piece, admitted)
-        table = self._checked_chunk(piece, not terminated, admitted)
+        else:
+            table = self._checked_chunk(piece, not terminated, admitted)
         if cut_by_damage:
             detail = pa.array(["last line cut off by the damaged compressed stream"] * table.num_rows, pa.string())
             table = table.set_column(table.schema.get_field_index("malformed"), "malformed", detail)

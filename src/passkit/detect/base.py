@@ -110,13 +110,6 @@ def resize(image: np.ndarray, width: int, height: int, shrink: int = cv2.INTER_A
     return cv2.resize(image, (width, height), interpolation=shrink if shrinking else cv2.INTER_LINEAR)
 
 
-def to_chw(image: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 -> a new float32 (1, 3, H, W), channel order unchanged."""
-    tensor = np.empty((1, 3, *image.shape[:2]), np.float32)
-    paste_planes(tensor[0], image)
-    return tensor
-
-
 def letterbox_chw(image: np.ndarray, width: int, height: int, fill: float, left: int = 0, top: int = 0) -> np.ndarray:
     """A new float32 (1, 3, height, width) filled with ``fill``, ``image`` (H, W, 3) pasted at (left, top)."""
     tensor = np.empty((1, 3, height, width), np.float32)

@@ -12,7 +12,7 @@ import simplejpeg
 from PIL import Image
 
 from human_filter_helpers import encode, noise_image
-from passkit.detect.base import nms, resize
+from passkit.detect.base import candidates, nms, resize
 from passkit.detect.ensemble import load_detector
 from passkit.detect.image import decode_for_detection
 from passkit.detect.views import crops
@@ -189,3 +189,49 @@ def test_nms_keeps_what_textbook_greedy_nms_keeps():
         expected_boxes, expected_scores = reference_nms(boxes, scores, iou, min_score, top_k)
         assert np.array_equal(found.boxes, expected_boxes), trial
         assert np.array_equal(found.scores, expected_scores), trial
+
+
+def reference_box_decode(detector, outputs: list[np.ndarray], transform) -> tuple[np.ndarray, np.ndarray]:
+    """YOLOX's and FastestDet's box decoding written the plain way (every column of every candidate copied), then
+    textbook NMS."""
+    if detector.entry.family == "yolox":
+        rows = outputs[0][0]
+        scores = rows[:, 4] * rows[:, 5]
+        keep = candidates(scores, detector.min_score)
+        rows, scores = rows[keep], scores[keep]
+        grid, strides = detector._grid[keep], detector._strides[keep]
+        centres = (rows[:, :2] + grid) * strides
+        sizes = np.exp(np.minimum(rows[:, 2:4], 10.0)) * strides
+        boxes = np.concatenate([centres - sizes / 2, centres + sizes / 2], axis=1) / transform
+        return reference_nms(boxes, scores, detector.nms_iou, detector.min_score, detector.top_k)
+    assert detector.entry.family == "fastestdet"
+    grid = outputs[0][0]
+    rows, cols = grid.shape[1:]
+    scores = (np.clip(grid[0], 0, 1) ** 0.6 * np.clip(grid[5], 0, 1) ** 0.4).ravel()
+    keep = candidates(scores, detector.min_score)
+    ys, xs = np.divmod(keep, cols)
+    flat = grid.reshape(85, -1)[:, keep]
+    cx, cy = (xs + np.tanh(flat[1])) / cols, (ys + np.tanh(flat[2])) / rows
+    w, h = 1.0 / (1.0 + np.exp(-flat[3])), 1.0 / (1.0 + np.exp(-flat[4]))
+    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+    boxes *= np.array([transform[0], transform[1], transform[0], transform[1]], np.float32)
+    return reference_nms(boxes, scores[keep], detector.nms_iou, detector.min_score, detector.top_k)
+
+
+@pytest.mark.parametrize("name", ["yolox_nano", "fastestdet"])
+def test_box_decoding_matches_the_plain_decoding(name, real_jpegs, shared_models):
+    """On real photos (whole image and tiles), the decoder's boxes and scores equal the plain decoding's bit for bit;
+    top_k 5 (as the ensemble runs) and 40 (several NMS blocks)."""
+    compared = 0
+    for top_k in (5, 40):
+        detector = load_detector(name, top_k=top_k)
+        for data in real_jpegs[:: len(real_jpegs) // 6]:
+            for view in views_of(decode_for_detection(data, 1024).pixels)[:5]:
+                tensor, transform = detector.prepare(view)
+                outputs = detector.infer(tensor)
+                found = detector.decode(outputs, transform)
+                expected_boxes, expected_scores = reference_box_decode(detector, outputs, transform)
+                assert np.array_equal(found.boxes, expected_boxes), (name, top_k, view.shape)
+                assert np.array_equal(found.scores, expected_scores), (name, top_k, view.shape)
+                compared += len(found)
+    assert compared > 50  # real photos give boxes to compare

@@ -64,32 +64,52 @@ class Detections:
         return Detections(((self.boxes + offset) * scale).astype(np.float32), self.scores)
 
 
+NMS_BLOCK = 32  # boxes compared at once in NMS: with top_k ~5 the first block usually decides
+
+
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, min_score: float, top_k: int) -> Detections:
-    """Greedy non-maximum suppression; keeps at most ``top_k`` boxes with score >= ``min_score``."""
+    """Greedy non-maximum suppression; keeps at most ``top_k`` boxes with score >= ``min_score``.
+
+    Boxes are visited best first in blocks of :data:`NMS_BLOCK`: a block's overlaps with the boxes kept so far and
+    with each other are computed at once (the same float32 arithmetic as one pair at a time), then the block is
+    walked greedily. Usually the first block already holds ``top_k`` survivors, so the rest is never compared."""
     boxes, scores = boxes.astype(np.float32, copy=False), scores.astype(np.float32, copy=False)
     keep_mask = scores >= min_score
     if not keep_mask.all():
         boxes, scores = boxes[keep_mask], scores[keep_mask]
-    if not len(scores):
+    if not len(scores) or top_k < 1:
         return Detections.empty()
     order = np.argsort(-scores, kind="stable")
-    # Coordinates in score order, one contiguous array each: every round compares the best survivor with the rest.
+    # Coordinates in score order, one contiguous array each.
     x1, y1, x2, y2 = np.ascontiguousarray(boxes[order].T)
     areas = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
-    rest = np.arange(len(order))
     keep: list[int] = []
-    while len(rest) and len(keep) < top_k:
-        best, rest = rest[0], rest[1:]
-        keep.append(int(best))
-        if not len(rest) or len(keep) == top_k:
+    for start in range(0, len(order), NMS_BLOCK):
+        block = slice(start, start + NMS_BLOCK)
+        alive = np.ones(len(areas[block]), bool)
+        if keep:
+            alive &= (_overlaps(x1, y1, x2, y2, areas, keep, block) <= iou).all(axis=0)
+        if not alive.any():
+            continue
+        within = _overlaps(x1, y1, x2, y2, areas, block, block) <= iou
+        for index in range(len(alive)):
+            if alive[index]:
+                keep.append(start + index)
+                if len(keep) == top_k:
+                    break
+                alive &= within[index]
+        if len(keep) == top_k:
             break
-        width = np.maximum(np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]), 0)
-        height = np.maximum(np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]), 0)
-        inter = width * height
-        overlap = inter / np.maximum(areas[best] + areas[rest] - inter, 1e-9)
-        rest = rest[overlap <= iou]
     chosen = order[keep]
     return Detections(boxes[chosen], scores[chosen])
+
+
+def _overlaps(x1, y1, x2, y2, areas, rows: list[int] | slice, cols: slice) -> np.ndarray:
+    """IoU of boxes ``rows`` (axis 0) with boxes ``cols`` (axis 1), in float32."""
+    width = np.maximum(np.minimum(x2[rows, None], x2[cols]) - np.maximum(x1[rows, None], x1[cols]), 0)
+    height = np.maximum(np.minimum(y2[rows, None], y2[cols]) - np.maximum(y1[rows, None], y1[cols]), 0)
+    inter = width * height
+    return inter / np.maximum(areas[rows, None] + areas[cols] - inter, 1e-9)
 
 
 def candidates(scores: np.ndarray, min_score: float, limit: int = 300) -> np.ndarray:

@@ -31,11 +31,11 @@ class FastestDet(Detector):
         if not len(keep):
             return Detections.empty()
         ys, xs = np.divmod(keep, cols)
-        flat = grid.reshape(85, -1)[:, keep]
-        cx = (xs + np.tanh(flat[1])) / cols
-        cy = (ys + np.tanh(flat[2])) / rows
-        w = 1.0 / (1.0 + np.exp(-flat[3]))
-        h = 1.0 / (1.0 + np.exp(-flat[4]))
+        flat = grid.reshape(85, -1)[1:5, keep]  # the box channels of the candidates only
+        cx = (xs + np.tanh(flat[0])) / cols
+        cy = (ys + np.tanh(flat[1])) / rows
+        w = 1.0 / (1.0 + np.exp(-flat[2]))
+        h = 1.0 / (1.0 + np.exp(-flat[3]))
         boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
         boxes *= np.array([size[0], size[1], size[0], size[1]], np.float32)
         return nms(boxes, scores[keep], self.nms_iou, self.min_score, self.top_k)

@@ -40,9 +40,9 @@ class YoloX(Detector):
         rows = outputs[0][0]
         scores = rows[:, 4] * rows[:, 5]
         keep = candidates(scores, self.min_score)
-        rows, scores = rows[keep], scores[keep]
+        raw, scores = rows[keep, :4], scores[keep]  # only the box columns of the candidates are copied
         grid, strides = self._grid[keep], self._strides[keep]
-        centres = (rows[:, :2] + grid) * strides
-        sizes = np.exp(np.minimum(rows[:, 2:4], 10.0)) * strides
+        centres = (raw[:, :2] + grid) * strides
+        sizes = np.exp(np.minimum(raw[:, 2:4], 10.0)) * strides
         boxes = np.concatenate([centres - sizes / 2, centres + sizes / 2], axis=1) / ratio
         return nms(boxes, scores, self.nms_iou, self.min_score, self.top_k)

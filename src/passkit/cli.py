@@ -108,15 +108,18 @@ def select(
 
     # lbzip2 starts on the first source before the heavy imports, and decompresses while they run.
     early = start_source(sources[0]) if sources else None
-    _lean_columnar_start()
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    # The start-up objects (modules, functions) never become garbage: no collection passes while they are created,
+    # and the collector need not walk them again on every pass while select allocates (frozen).
+    gc.disable()
+    try:
+        _lean_columnar_start()
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from passkit.selection import PoolSource, open_source, run_select
-    from passkit.stages.select import SelectConfig
-
-    # The start-up objects (modules, functions) never become garbage: the collector need not walk them again
-    # on every pass while select allocates (it did so a few hundred times per million records).
-    gc.freeze()
+        from passkit.selection import PoolSource, open_source, run_select
+        from passkit.stages.select import SelectConfig
+    finally:
+        gc.freeze()
+        gc.enable()
     readers: list[PoolSource] = []
     try:
         cfg = SelectConfig(policy=policy, max_per_creator=max_per_creator, seed=seed, require_title=require_title)

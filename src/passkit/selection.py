@@ -316,6 +316,7 @@ def run_select(
                 rejects_writer.write_table(reject_rows)
                 summary.rejects += reject_rows.num_rows
                 _count(summary.by_reason, reject_rows.column("reason"))
+            rejects_writer.flush()  # the last rejects are written while the last candidates are
         stack.close()  # finish the rejects file before it is published
         if not summary.balanced:
             raise AssertionError(

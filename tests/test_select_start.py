@@ -1,5 +1,5 @@
-"""select's early start and overlapped writing: lbzip2 started before the imports, the sniff read from its output,
-row groups written by a thread, key ranks in compiled code. Each must give exactly what the plain path gives."""
+"""select's early start: lbzip2 started before the imports, the sniff read from its output; key ranks in compiled
+code; the row groups of its outputs. Each must give exactly what the plain path gives."""
 
 import bz2
 import shutil
@@ -129,7 +129,7 @@ def test_cli_select_with_the_early_start_writes_what_the_library_writes(tmp_path
     assert pq.read_table(rejects_path_for(cli_out)).equals(pq.read_table(rejects_path_for(lib_out)))
 
 
-def test_row_groups_written_by_a_thread_keep_order_sizes_and_raise_errors(tmp_path):
+def test_row_groups_keep_order_and_sizes_and_raise_writer_errors(tmp_path):
     schema = pa.schema([("n", pa.int64())])
     path = tmp_path / "t.parquet"
     with _RowGroups(pq.ParquetWriter(path, schema), rows=1000) as groups:
@@ -143,7 +143,7 @@ def test_row_groups_written_by_a_thread_keep_order_sizes_and_raise_errors(tmp_pa
     other = pa.table({"n": pa.array(["not a number"])})
     writer = pq.ParquetWriter(tmp_path / "bad.parquet", schema)
     with pytest.raises(ValueError, match="schema"), _RowGroups(writer, rows=1) as groups:
-        groups.write_table(other)  # the writer thread fails; the error comes back to the caller
+        groups.write_table(other)
         groups.write_table(other)
 
 

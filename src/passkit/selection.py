@@ -15,7 +15,6 @@ import os
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -154,18 +153,13 @@ REJECT_ROW_GROUP = 1 << 16  # ~9 MB of reject rows
 
 
 class _RowGroups:
-    """A ParquetWriter fed whole row groups of at least ``rows`` rows (the last one may be smaller), written by a
-    thread of its own: pyarrow encodes and compresses without the GIL, so a row group is written on the other core
-    while the caller makes the next one. At most one row group waits while one is written (bounded memory); an
-    error in the writer is raised by the next call."""
+    """A ParquetWriter fed whole row groups of at least ``rows`` rows (the last one may be smaller)."""
 
     def __init__(self, writer: pq.ParquetWriter, rows: int) -> None:
         self._writer = writer
         self._rows = rows
         self._tables: list[pa.Table] = []
         self._held = 0
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="parquet-writer")
-        self._pending: Future[None] | None = None
 
     def write_table(self, table: pa.Table) -> None:
         self._tables.append(table)
@@ -175,18 +169,8 @@ class _RowGroups:
 
     def flush(self) -> None:
         if self._tables:
-            tables, held = self._tables, self._held
-            self._wait()
-            self._pending = self._pool.submit(self._write, tables, held)
+            self._writer.write_table(pa.concat_tables(self._tables), row_group_size=self._held)
         self._tables, self._held = [], 0
-
-    def _write(self, tables: list[pa.Table], rows: int) -> None:
-        self._writer.write_table(pa.concat_tables(tables), row_group_size=rows)
-
-    def _wait(self) -> None:
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            pending.result()
 
     def __enter__(self) -> _RowGroups:
         return self
@@ -195,11 +179,7 @@ class _RowGroups:
         try:
             if kind is None:
                 self.flush()
-                self._wait()
         finally:
-            if self._pending is not None:
-                self._pending.cancel()
-            self._pool.shutdown(wait=True)
             self._writer.close()
 
 
@@ -316,7 +296,6 @@ def run_select(
                 rejects_writer.write_table(reject_rows)
                 summary.rejects += reject_rows.num_rows
                 _count(summary.by_reason, reject_rows.column("reason"))
-            rejects_writer.flush()  # the last rejects are written while the last candidates are
         stack.close()  # finish the rejects file before it is published
         if not summary.balanced:
             raise AssertionError(

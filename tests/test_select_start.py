@@ -77,8 +77,8 @@ def test_truncated_stream_read_ahead_reports_the_problem(tmp_path, decompressor)
         stream.start_reading(limit=64 << 20)  # more than the file: the read-ahead meets the damage
         read = b"".join(iter(lambda: stream.read(1 << 20), b""))
         assert "damaged or truncated" in stream.problem
-    # What was decoded before the damage (lbzip2 may stop a block earlier or later from run to run).
-    assert 1 << 20 < len(read) < len(text) and text.startswith(read)
+    # What was decoded before the damage (lbzip2 stops after a varying number of whole blocks from run to run).
+    assert 0 < len(read) < len(text) and text.startswith(read)
 
 
 @needs_lbzip2

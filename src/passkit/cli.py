@@ -104,15 +104,23 @@ def select(
     require_title: Annotated[bool, typer.Option(help="Reject records without a title.")] = False,
 ) -> None:
     """Select candidates from a pool: license policy, attribution, video/malformed, duplicates, per-creator cap."""
-    _lean_columnar_start()
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from passkit.sources.specs import start_source
 
-    from passkit.selection import open_source, run_select
-    from passkit.stages.select import SelectConfig
+    # lbzip2 starts on the first source before the heavy imports, and decompresses while they run.
+    early = start_source(sources[0]) if sources else None
+    # The start-up objects (modules, functions) never become garbage: no collection passes while they are created,
+    # and the collector need not walk them again on every pass while select allocates (frozen).
+    gc.disable()
+    try:
+        _lean_columnar_start()
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    # The start-up objects (modules, functions) never become garbage: the collector need not walk them again
-    # on every pass while select allocates (it did so a few hundred times per million records).
-    gc.freeze()
+        from passkit.selection import PoolSource, open_source, run_select
+        from passkit.stages.select import SelectConfig
+    finally:
+        gc.freeze()
+        gc.enable()
+    readers: list[PoolSource] = []
     try:
         cfg = SelectConfig(policy=policy, max_per_creator=max_per_creator, seed=seed, require_title=require_title)
         mapping = {}
@@ -121,8 +129,14 @@ def select(
             if not sep or not field_name or not column:
                 raise ValueError(f"--col {item!r}: expected FIELD=COLUMN, e.g. --col url=image_url")
             mapping[field_name.strip()] = column.strip()
-        readers = [open_source(spec, columns=mapping, source_name=source_name) for spec in sources]
+        readers = []
+        for index, spec in enumerate(sources):
+            stream = early if index == 0 else None
+            readers.append(open_source(spec, columns=mapping, source_name=source_name, stream=stream))
     except (ValueError, OSError) as error:
+        for reader in (early, *readers):
+            if hasattr(reader, "close"):
+                reader.close()  # a decompressor started for a source: stopped
         err_console.print(f"[red]{error}[/]")
         raise typer.Exit(2) from error
     with Progress(

@@ -28,9 +28,9 @@ from passkit.core import reasons
 from passkit.core.atomic import atomic_path
 from passkit.pool_choices import PoolChoices, creator_hashes, key_check
 from passkit.sources.schema import CANDIDATE_SCHEMA, POOL_SCHEMA, REJECT_SCHEMA
+from passkit.sources.specs import TABLE_SUFFIXES, spec_kind
+from passkit.sources.streams import DecompressedStream
 from passkit.stages.select import SelectConfig, decide, key_rank
-
-TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".jsonl", ".ndjson")
 
 
 class SourceError(ValueError):
@@ -53,21 +53,38 @@ def rejects_path_for(out: Path) -> Path:
 
 
 def open_source(
-    spec: str | os.PathLike[str], columns: Mapping[str, str] | None = None, source_name: str | None = None
+    spec: str | os.PathLike[str],
+    columns: Mapping[str, str] | None = None,
+    source_name: str | None = None,
+    stream: DecompressedStream | None = None,
 ) -> PoolSource:
     """A reader for ``spec``: ``yfcc:PATH``, ``table:PATH``, ``folder:PATH``, or a path whose kind is recognised
     (a folder; a .csv/.tsv/.parquet/.jsonl table, optionally .gz; otherwise YFCC100M metadata, sniffed).
-    ``columns`` maps fields to table columns; ``source_name`` names the key prefix of tables and folders."""
+    ``columns`` maps fields to table columns; ``source_name`` names the key prefix of tables and folders.
+    ``stream``: decompression of ``spec`` already started by :func:`passkit.sources.specs.start_source` (the
+    reader takes it over, or it is stopped here)."""
+    try:
+        reader = _open_source(spec, columns, source_name, stream)
+    except BaseException:
+        if stream is not None:
+            stream.close()
+        raise
+    if stream is not None and getattr(reader, "_stream", None) is not stream:
+        stream.close()
+    return reader
+
+
+def _open_source(
+    spec: str | os.PathLike[str],
+    columns: Mapping[str, str] | None,
+    source_name: str | None,
+    stream: DecompressedStream | None,
+) -> PoolSource:
     from passkit.sources.folder import FolderReader
     from passkit.sources.tables import DEFAULT_SOURCE, TableReader
     from passkit.sources.yfcc import YfccReader, detect_layout
 
-    text = os.fspath(spec)
-    kind, _, rest = text.partition(":")
-    if kind in ("yfcc", "table", "folder") and rest:
-        path = Path(rest)
-    else:
-        kind, path = "", Path(text)
+    kind, path = spec_kind(spec)
     if not path.exists():
         raise SourceError(f"{path}: no such file or folder")
     if kind == "folder" or (not kind and path.is_dir()):
@@ -78,13 +95,15 @@ def open_source(
             return TableReader(path, columns=columns, source=source_name or DEFAULT_SOURCE)
         except ValueError as error:
             raise SourceError(str(error)) from error
-    from passkit.sources.streams import DecompressedStream
-
-    # The start of the file is decompressed once (a whole bzip2 block): it tells both whether it is YFCC100M
-    # metadata and, with kind yfcc:, what is wrong with it.
+    # The start of the file is decompressed once: it tells both whether it is YFCC100M metadata and, with kind
+    # yfcc:, what is wrong with it. From a stream already started, its first bytes (which the reader reads again);
+    # else one bzip2 block with the standard library.
     try:
-        with DecompressedStream(path, decompressor="python") as stream:
-            detect_layout(stream.read(256 << 10), path.name)
+        if stream is not None and stream.path == path:
+            detect_layout(stream.peek(256 << 10), path.name)
+        else:
+            with DecompressedStream(path, decompressor="python") as sniffing:
+                detect_layout(sniffing.read(256 << 10), path.name)
     except ValueError as error:
         if kind == "yfcc":
             raise SourceError(str(error)) from error
@@ -92,7 +111,7 @@ def open_source(
         if kind == "yfcc":
             raise
     else:
-        return YfccReader(path)
+        return YfccReader(path, stream=stream if stream is not None and stream.path == path else None)
     raise SourceError(
         f"{path}: unknown source kind (not YFCC100M metadata; tables need a .csv/.tsv/.parquet/.jsonl name); "
         "prefix it with yfcc:, table: or folder:"

@@ -409,6 +409,44 @@ done:
     return result;
 }
 
+/* The splitmix64 / murmur3 finaliser (passkit.stages.select._mix64). */
+static inline uint64_t mix64(uint64_t v) {
+    v ^= v >> 30;
+    v *= 0xBF58476D1CE4E5B9ULL;
+    v ^= v >> 27;
+    v *= 0x94D049BB133111EBULL;
+    return v ^ (v >> 31);
+}
+
+/* key_ranks(offsets, data, seed) -> bytes: per value (int64 offsets into data) a native uint64, FNV-1a-64 over its
+ * bytes started from the offset basis xor mix64(seed), finished with mix64(state ^ length): the same values as
+ * passkit.stages.select.key_rank's numpy path. */
+static PyObject *key_ranks(PyObject *module, PyObject *args) {
+    Py_buffer offsets, data;
+    unsigned long long seed;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "y*y*K", &offsets, &data, &seed)) return NULL;
+    PyObject *result = NULL;
+    size_t count = offsets.len / 8;
+    const int64_t *offset = offsets.buf;
+    if (check_offsets("key_ranks", &offsets, &data) < 0) goto done;
+    result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)((count - 1) * 8));
+    if (!result) goto done;
+    uint64_t *out = (uint64_t *)PyBytes_AS_STRING(result);
+    Py_BEGIN_ALLOW_THREADS;
+    const uint64_t basis = 0xCBF29CE484222325ULL ^ mix64((uint64_t)seed);
+    const uint8_t *bytes = data.buf;
+    for (size_t i = 0; i + 1 < count; i++) {
+        uint64_t state = basis;
+        for (int64_t j = offset[i]; j < offset[i + 1]; j++) state = (state ^ bytes[j]) * 0x100000001B3ULL;
+        out[i] = mix64(state ^ (uint64_t)(offset[i + 1] - offset[i]));
+    }
+    Py_END_ALLOW_THREADS;
+done:
+    PyBuffer_Release(&offsets);
+    PyBuffer_Release(&data);
+    return result;
+}
 
 /* ---------------------------------------------------------------- web URLs */
 
@@ -1097,6 +1135,8 @@ static PyMethodDef module_methods[] = {
     {"web_urls", web_urls, METH_VARARGS, "web_urls(offsets, data) -> bytes: 1 where a value is an http(s) URL."},
     {"photo_hashes", photo_hashes, METH_VARARGS,
      "photo_hashes(offsets, data) -> (offsets, data): YFCC100M photo hashes (MD5, %x per byte) of binary values."},
+    {"key_ranks", key_ranks, METH_VARARGS,
+     "key_ranks(offsets, data, seed) -> bytes: passkit.stages.select.key_rank of binary values (native uint64)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -24,6 +24,7 @@ Compression = Literal["none", "bz2", "gzip"]
 Decompressor = Literal["auto", "lbzip2", "python"]
 _PIPE_BYTES = 1 << 20  # Linux default pipe-max-size; ignored where it cannot be set
 _READ_STEP = 1 << 20  # bytes per read call: a damaged stream loses at most this much decoded text
+_HEAD_START = 32 << 20  # most bytes read ahead by :meth:`DecompressedStream.start_reading` before the first read
 
 
 def sniff_compression(path: Path) -> Compression:
@@ -80,6 +81,57 @@ class DecompressedStream:
         else:
             self._stream = self.path.open("rb")
         self.bytes_read = 0
+        self._ended = False
+        # Bytes read before the caller asked for them (start_reading, peek): served first by readinto.
+        self._head = bytearray()
+        self._head_at = 0
+        self._head_thread: threading.Thread | None = None
+        self._head_stop = threading.Event()
+        self._head_error: list[BaseException] = []
+
+    def start_reading(self, limit: int = _HEAD_START) -> None:
+        """Start reading now, in a background thread, up to ``limit`` bytes: the decompressor (lbzip2) works while
+        the caller is still starting up (imports, opening outputs) instead of waiting for the first read. Reads
+        return those bytes first; the thread stops at the first read (or :meth:`peek`)."""
+        if self._head_thread is not None or self._head:
+            return
+        self._head = bytearray(limit)  # pages are touched only as far as they are filled
+
+        def fill() -> None:
+            filled = 0
+            try:
+                while filled < limit and not self._head_stop.is_set():
+                    count = self._read_step(memoryview(self._head)[filled : min(limit, filled + _READ_STEP)])
+                    if not count:
+                        break
+                    filled += count
+            except BaseException as error:  # noqa: BLE001 (raised by the reader that takes over, see _take_head)
+                self._head_error.append(error)
+            finally:
+                del self._head[filled:]
+
+        self._head_thread = threading.Thread(target=fill, name=f"read ahead {self.path.name}", daemon=True)
+        self._head_thread.start()
+
+    def _stop_head_start(self) -> None:
+        """Stop the read-ahead thread (it finishes the read in progress) and keep what it read."""
+        if self._head_thread is not None:
+            self._head_stop.set()
+            self._head_thread.join()
+            self._head_thread = None
+            if self._head_error:
+                raise self._head_error[0]
+
+    def peek(self, size: int) -> bytes:
+        """The next ``size`` bytes (fewer only at the end of the stream), which later reads return again."""
+        self._stop_head_start()
+        missing = size - (len(self._head) - self._head_at)
+        if missing > 0:
+            start = len(self._head)
+            self._head.extend(bytes(missing))
+            got = self._read_raw(memoryview(self._head)[start:])
+            del self._head[start + got :]
+        return bytes(self._head[self._head_at : self._head_at + size])
 
     def read(self, size: int) -> bytes:
         """Up to ``size`` bytes (fewer only at the end of the stream, or where a damaged stream stops)."""
@@ -88,21 +140,43 @@ class DecompressedStream:
 
     def readinto(self, target: memoryview) -> int:
         """Fill ``target`` as far as the stream goes (fewer bytes only at its end); no intermediate copy."""
+        self._stop_head_start()
         filled = 0
-        while filled < len(target) and not self.problem:
-            try:
-                # At most 1 MiB a call: a damaged stream raises, and what that call decoded is lost.
-                count = self._stream.readinto(target[filled : filled + _READ_STEP])  # type: ignore[attr-defined]
-            except (EOFError, OSError, zlib.error) as error:  # truncated or corrupt compressed data
-                self.problem = f"{self.path.name}: compressed stream is damaged or truncated ({error})"
-                break
-            if not count:
-                if self._process is not None:
-                    self._finish_process()
-                break
-            filled += count
+        if self._head_at < len(self._head):
+            filled = min(len(target), len(self._head) - self._head_at)
+            target[:filled] = self._head[self._head_at : self._head_at + filled]
+            self._head_at += filled
+            if self._head_at == len(self._head):
+                self._head, self._head_at = bytearray(), 0
+        filled += self._read_raw(target[filled:])
         self.bytes_read += filled
         return filled
+
+    def _read_raw(self, target: memoryview) -> int:
+        """Fill ``target`` from the decompressor as far as the stream goes."""
+        filled = 0
+        while filled < len(target) and not self.problem:
+            count = self._read_step(target[filled : filled + _READ_STEP])
+            if not count:
+                break
+            filled += count
+        return filled
+
+    def _read_step(self, target: memoryview) -> int:
+        """One read call (0 at the end of the stream or where a damaged stream stops)."""
+        if self.problem or self._ended:
+            return 0
+        try:
+            # At most 1 MiB a call: a damaged stream raises, and what that call decoded is lost.
+            count = self._stream.readinto(target)  # type: ignore[attr-defined]
+        except (EOFError, OSError, zlib.error) as error:  # truncated or corrupt compressed data
+            self.problem = f"{self.path.name}: compressed stream is damaged or truncated ({error})"
+            return 0
+        if not count:
+            self._ended = True
+            if self._process is not None:
+                self._finish_process()
+        return count
 
     def _finish_process(self) -> None:
         assert self._process is not None
@@ -113,6 +187,12 @@ class DecompressedStream:
             self.problem = f"{self.path.name}: compressed stream is damaged or truncated (lbzip2: {detail})"
 
     def close(self) -> None:
+        self._head_stop.set()
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()  # ends a read in progress in the read-ahead thread
+        if self._head_thread is not None:
+            self._head_thread.join()
+            self._head_thread = None
         if self._process is not None:
             if self._process.poll() is None:
                 self._process.kill()

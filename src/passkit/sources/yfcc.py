@@ -192,8 +192,11 @@ class YfccReader:
         decompressor: Decompressor = "auto",
         workers: int | None = None,
         scanner: Scanner | None = None,
+        stream: DecompressedStream | None = None,
     ) -> None:
         self.path = Path(path)
+        # A stream of this file already started (e.g. by the sniff of open_source): the first pass reads it.
+        self._stream = stream
         self._scanner = load_scanner(scanner)
         self.scanner = "c" if self._scanner is not None else "python"
         if not self.path.is_file():
@@ -215,6 +218,12 @@ class YfccReader:
     def __iter__(self) -> Iterator[pa.Table]:
         return self.records()
 
+    def close(self) -> None:
+        """Stop a stream started for this reader that was never read (its decompressor process ends)."""
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+
     def records(self, policy: LicensePolicy | None = None) -> Iterator[pa.Table]:
         """The file's records in order. With a ``policy``, records that select rejects whatever their other
         fields — malformed ones, videos, and those whose license the policy does not admit — are read light:
@@ -222,7 +231,10 @@ class YfccReader:
         is_video, malformed``) are filled, the others are null. Most of a pool is such records, so the
         %-decoding, text cleaning and date parsing run only on the rest."""
         admitted = None if policy is None else pa.array([i for i in ALL_IDS if policy.allows(i)], pa.string())
-        with DecompressedStream(self.path, self.decompressor_choice) as stream:
+        stream, self._stream = self._stream, None
+        if stream is None:
+            stream = DecompressedStream(self.path, self.decompressor_choice)
+        with stream:
             self.decompressor = stream.decompressor
             # Chunks are parsed by a few threads (pyarrow and numpy release the GIL) and yielded in order;
             # line numbers are known once the chunks before are parsed, so they are added here.
